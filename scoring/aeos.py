@@ -1,0 +1,196 @@
+"""Adaptive-edge-of-stability statistics of one run's curvature probes.
+
+Definitions (probes sorted by step; one probe per step, the first written
+wins; probes whose threshold ratio is not a finite number are ignored):
+
+* threshold ratio q = lambda_1(P^-1 H) / threshold for preconditioned methods,
+  lambda_1(H) / threshold otherwise (the runner writes it as
+  `threshold_ratio`).
+* onset: the first probe with q >= 0.9 (`ONSET_RATIO`).
+* equilibrium: over the probes from the onset on (the onset probe included),
+  the median of q, its 25th and 75th percentiles (NumPy's linear
+  interpolation) and their difference, the interquartile range; and the
+  fraction of those probes with |q - 1| <= 0.15 (`BAND`).
+* sharpness growth at the AEoS: lambda_1(H) at the last probe divided by
+  lambda_1(H) at the onset probe. Adam's raw sharpness keeps rising at the
+  AEoS (growth well above 1); frozen Adam's mostly stops (growth near 1).
+* sharpness at solution: `summary.json`'s `sharpness_at_solution` and
+  `preconditioned_sharpness_at_solution`; when absent, the probe at
+  `solution_step`.
+
+A run without probes (or that never reaches the onset) gets None for the
+statistics that need them, never an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+ONSET_RATIO = 0.9
+BAND = 0.15
+
+
+def _finite(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def _number(value: Any) -> float | None:
+  return float(value) if _finite(value) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class CurvatureSeries:
+  """The probe series a figure draws (finite values only, by step).
+
+  Attributes:
+    steps: probe steps.
+    sharpness: lambda_1(H) per step (None where not finite).
+    preconditioned_sharpness: lambda_1(P^-1 H) per step; all None for methods
+      without a preconditioner.
+    threshold: the stability threshold in force at each step.
+  """
+
+  steps: tuple[int, ...] = ()
+  sharpness: tuple[float | None, ...] = ()
+  preconditioned_sharpness: tuple[float | None, ...] = ()
+  threshold: tuple[float | None, ...] = ()
+
+  @property
+  def preconditioned(self) -> bool:
+    return any(v is not None for v in self.preconditioned_sharpness)
+
+
+@dataclasses.dataclass(frozen=True)
+class AeosStats:
+  """AEoS statistics of one run; None where the records cannot give them.
+
+  Attributes:
+    num_probes: usable probes (finite threshold ratio, distinct steps).
+    preconditioned: whether the method has a preconditioner.
+    onset_step: first step with threshold ratio >= ONSET_RATIO.
+    ratio_median: median threshold ratio from the onset on.
+    ratio_q25: its 25th percentile.
+    ratio_q75: its 75th percentile.
+    ratio_iqr: ratio_q75 - ratio_q25.
+    fraction_in_band: fraction of probes from the onset on with
+      |ratio - 1| <= BAND.
+    sharpness_at_onset: lambda_1(H) at the onset probe.
+    sharpness_final: lambda_1(H) at the last probe.
+    sharpness_growth: sharpness_final / sharpness_at_onset.
+    solution_step: first step the train loss fell below the workload's
+      threshold (from summary.json).
+    sharpness_at_solution: lambda_1(H) there.
+    preconditioned_sharpness_at_solution: lambda_1(P^-1 H) there.
+  """
+
+  num_probes: int = 0
+  preconditioned: bool = False
+  onset_step: int | None = None
+  ratio_median: float | None = None
+  ratio_q25: float | None = None
+  ratio_q75: float | None = None
+  ratio_iqr: float | None = None
+  fraction_in_band: float | None = None
+  sharpness_at_onset: float | None = None
+  sharpness_final: float | None = None
+  sharpness_growth: float | None = None
+  solution_step: int | None = None
+  sharpness_at_solution: float | None = None
+  preconditioned_sharpness_at_solution: float | None = None
+
+
+def usable_probes(curvature: Sequence[Mapping[str, Any]]
+                  ) -> list[Mapping[str, Any]]:
+  """Probes with a finite threshold ratio, sorted by step, one per step."""
+  by_step: dict[int, Mapping[str, Any]] = {}
+  for probe in curvature:
+    if _finite(probe.get('threshold_ratio')) and _finite(probe.get('step')):
+      by_step.setdefault(int(probe['step']), probe)
+  return [by_step[s] for s in sorted(by_step)]
+
+
+def curvature_series(curvature: Sequence[Mapping[str, Any]]
+                     ) -> CurvatureSeries:
+  """The probe series of a run, for figures."""
+  by_step: dict[int, Mapping[str, Any]] = {}
+  for probe in curvature:
+    if _finite(probe.get('step')):
+      by_step.setdefault(int(probe['step']), probe)
+  probes = [by_step[s] for s in sorted(by_step)]
+  return CurvatureSeries(
+      steps=tuple(int(p['step']) for p in probes),
+      sharpness=tuple(_number(p.get('sharpness')) for p in probes),
+      preconditioned_sharpness=tuple(
+          _number(p.get('preconditioned_sharpness')) for p in probes),
+      threshold=tuple(_number(p.get('stability_threshold')) for p in probes))
+
+
+def _at_solution(summary: Mapping[str, Any] | None,
+                 probes: Sequence[Mapping[str, Any]]
+                 ) -> tuple[int | None, float | None, float | None]:
+  summary = summary or {}
+  step = summary.get('solution_step')
+  step = int(step) if _finite(step) else None
+  sharp = _number(summary.get('sharpness_at_solution'))
+  precond = _number(summary.get('preconditioned_sharpness_at_solution'))
+  probe = next((p for p in probes if step is not None and p['step'] == step),
+               None)
+  if probe is not None:
+    sharp = sharp if sharp is not None else _number(probe.get('sharpness'))
+    precond = precond if precond is not None else _number(
+        probe.get('preconditioned_sharpness'))
+  return step, sharp, precond
+
+
+def _growth(final: float | None, onset: float | None) -> float | None:
+  if final is None or onset is None or onset <= 0:
+    return None
+  return final / onset
+
+
+def aeos_stats(curvature: Sequence[Mapping[str, Any]],
+               summary: Mapping[str, Any] | None = None, *,
+               onset_ratio: float = ONSET_RATIO,
+               band: float = BAND) -> AeosStats:
+  """AEoS statistics of one run.
+
+  Args:
+    curvature: the run's curvature.jsonl records.
+    summary: the run's summary.json, or None while running.
+    onset_ratio: threshold ratio that marks the onset.
+    band: half-width of the band around ratio 1 counted as "at the
+      threshold".
+
+  Returns:
+    The statistics; None fields where the records cannot give them.
+  """
+  every_probe = sorted(
+      (p for p in curvature if _finite(p.get('step'))),
+      key=lambda p: p['step'])
+  solution_step, sharp_sol, precond_sol = _at_solution(summary, every_probe)
+  probes = usable_probes(curvature)
+  preconditioned = any(
+      _finite(p.get('preconditioned_sharpness')) for p in curvature)
+  base = AeosStats(
+      num_probes=len(probes), preconditioned=preconditioned,
+      solution_step=solution_step, sharpness_at_solution=sharp_sol,
+      preconditioned_sharpness_at_solution=precond_sol)
+  onset = next((i for i, p in enumerate(probes)
+                if p['threshold_ratio'] >= onset_ratio), None)
+  if onset is None:
+    return base
+  after = np.array([p['threshold_ratio'] for p in probes[onset:]], float)
+  q25, q50, q75 = np.percentile(after, [25, 50, 75]).tolist()
+  sharp_onset = _number(probes[onset].get('sharpness'))
+  sharp_final = _number(probes[-1].get('sharpness'))
+  return dataclasses.replace(
+      base, onset_step=int(probes[onset]['step']), ratio_median=q50,
+      ratio_q25=q25, ratio_q75=q75, ratio_iqr=q75 - q25,
+      fraction_in_band=float(np.mean(np.abs(after - 1.0) <= band)),
+      sharpness_at_onset=sharp_onset, sharpness_final=sharp_final,
+      sharpness_growth=_growth(sharp_final, sharp_onset))

@@ -1,0 +1,348 @@
+"""Time-to-target, tuning aggregation, performance profiles and the score.
+
+The definitions follow AlgoPerf's external-tuning ruleset (mlcommons/
+algorithmic-efficiency, `docs/DOCUMENTATION.md` "Scoring" and
+`scoring/performance_profile.py`):
+
+* A run's time to target t is the submission time (training time without
+  evaluation) of the first evaluation that reached the validation target, as
+  the runner records it in `summary.json`. A run that diverged, errored, was
+  interrupted, ran out of budget or is still running has t = inf.
+* Within a study, the study's time is the fastest (minimum) time over its
+  trials; the per-workload time of a submission is the median over studies,
+  t_{s,w} = median_j min_i t_{i,j}. Infinite times take part in the median
+  (so two of three studies failing gives inf).
+* The performance ratio is r_{s,w} = t_{s,w} / min_s t_{s,w}; when no
+  submission reached the target on w, every ratio is inf.
+* The performance profile is rho_s(tau) = |{w : r_{s,w} <= tau}| / n with n the
+  number of workloads scored (a workload where everyone failed still counts).
+* The benchmark score is B_s = 1/(tau_max - 1) * integral_1^tau_max rho_s(tau)
+  dtau with tau_max = 4. rho_s is a step function, so the integral is computed
+  exactly: B_s = sum_{w: r <= tau_max} (tau_max - r_{s,w}) / (n (tau_max - 1)).
+  (AlgoPerf's code approximates the same integral with the trapezoid rule on
+  100 points; the two agree to within the grid spacing.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from harness.records import RecordError, RunRecord, Status
+
+DEFAULT_TAU_MAX = 4.0
+DEFAULT_NUM_POINTS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class RunScore:
+  """How fast one run reached the target.
+
+  Attributes:
+    workload: workload name (the run directory's workload part).
+    submission: submission name.
+    study: study index.
+    trial: trial index within the study.
+    status: how the run ended.
+    time_to_target_s: submission seconds to the target; inf unless reached.
+    steps_to_target: steps to the target; None unless reached.
+  """
+
+  workload: str
+  submission: str
+  study: int
+  trial: int
+  status: Status
+  time_to_target_s: float
+  steps_to_target: int | None
+
+  @property
+  def reached(self) -> bool:
+    return math.isfinite(self.time_to_target_s)
+
+
+def _first_target_eval(metrics: Sequence[Mapping[str, Any]]
+                       ) -> Mapping[str, Any] | None:
+  reached = [m for m in metrics if m.get('target_reached') is True]
+  return min(reached, key=lambda m: m['step']) if reached else None
+
+
+def _finite_number(value: Any) -> bool:
+  return (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and math.isfinite(value))
+
+
+def run_score(record: RunRecord) -> RunScore:
+  """Time and steps to target of one run.
+
+  The time comes from `summary.json`; when a run that reached the target lacks
+  `time_to_target_s`, the first evaluation in metrics.jsonl with
+  `target_reached` supplies it.
+
+  Args:
+    record: a run as read by `harness.records.read_run`.
+
+  Returns:
+    The run's score; infinite time unless the status is reached_target.
+
+  Raises:
+    RecordError: the run says it reached the target but no record gives a
+      finite, non-negative time.
+  """
+  status = record.status
+  time_s, steps = math.inf, None
+  if status is Status.REACHED_TARGET:
+    time_s = record.summary.get('time_to_target_s')
+    steps = record.summary.get('steps_to_target')
+    first = _first_target_eval(record.metrics)
+    if time_s is None and first is not None:
+      time_s = first['submission_time_s']
+    if steps is None and first is not None:
+      steps = first['step']
+    if not _finite_number(time_s) or time_s < 0:
+      raise RecordError(
+          f'{record.path}/summary.json: status reached_target but '
+          f'time_to_target_s is {time_s!r} and metrics.jsonl has no '
+          'evaluation with target_reached; expected a finite time >= 0')
+    time_s = float(time_s)
+    steps = int(steps) if _finite_number(steps) else None
+  return RunScore(
+      workload=record.workload, submission=record.submission,
+      study=record.study, trial=record.trial, status=status,
+      time_to_target_s=time_s, steps_to_target=steps)
+
+
+def median(values: Iterable[float]) -> float:
+  """Median that lets inf take part (mean of the middle two when even).
+
+  Args:
+    values: numbers, possibly inf.
+
+  Returns:
+    The median; inf for no values.
+  """
+  ordered = sorted(values)
+  if not ordered:
+    return math.inf
+  mid = len(ordered) // 2
+  if len(ordered) % 2:
+    return float(ordered[mid])
+  return (ordered[mid - 1] + ordered[mid]) / 2
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyBest:
+  """The fastest trial of one study.
+
+  Attributes:
+    study: study index.
+    trial: the fastest trial to reach the target; None when none did.
+    time_s: its time to target; inf when none reached it.
+    steps: its steps to target; None when none reached it.
+    num_trials: trials the study holds.
+  """
+
+  study: int
+  trial: int | None
+  time_s: float
+  steps: int | None
+  num_trials: int
+
+
+def study_best(runs: Sequence[RunScore]) -> StudyBest:
+  """The fastest trial of one study (ties go to the lower trial index)."""
+  studies = {r.study for r in runs}
+  if len(studies) != 1:
+    raise ValueError(f'expected the runs of one study, got studies {studies}')
+  best = min(runs, key=lambda r: (r.time_to_target_s, r.trial))
+  if not best.reached:
+    return StudyBest(study=best.study, trial=None, time_s=math.inf,
+                     steps=None, num_trials=len(runs))
+  return StudyBest(study=best.study, trial=best.trial,
+                   time_s=best.time_to_target_s, steps=best.steps_to_target,
+                   num_trials=len(runs))
+
+
+@dataclasses.dataclass(frozen=True)
+class TunedTime:
+  """A submission's per-workload time: median over studies of the fastest.
+
+  Attributes:
+    workload: workload name.
+    submission: submission name.
+    time_s: median over studies of each study's fastest time; inf if the
+      median study failed.
+    steps: median over studies of the fastest trials' steps (inf where a
+      study failed); inf if the median study failed.
+    studies: each study's fastest trial, by study index.
+    representative: (study, trial) of the run that sets the median: the
+      fastest trial of the lower-median study when studies are ranked by time
+      (ties by study index); None when that study did not reach the target.
+  """
+
+  workload: str
+  submission: str
+  time_s: float
+  steps: float
+  studies: tuple[StudyBest, ...]
+  representative: tuple[int, int] | None
+
+  @property
+  def num_runs(self) -> int:
+    return sum(s.num_trials for s in self.studies)
+
+
+def tuned_time(runs: Sequence[RunScore]) -> TunedTime:
+  """Aggregates the runs of one workload and submission (external tuning).
+
+  Args:
+    runs: every scored run of one (workload, submission), any studies.
+
+  Returns:
+    The per-workload time t_{s,w} = median_j min_i t_{i,j}.
+  """
+  keys = {(r.workload, r.submission) for r in runs}
+  if len(keys) != 1:
+    raise ValueError(f'expected runs of one workload and submission, got '
+                     f'{sorted(keys)}')
+  workload, submission = keys.pop()
+  by_study: dict[int, list[RunScore]] = {}
+  for run in runs:
+    by_study.setdefault(run.study, []).append(run)
+  studies = tuple(study_best(by_study[s]) for s in sorted(by_study))
+  ranked = sorted(studies, key=lambda s: (s.time_s, s.study))
+  middle = ranked[(len(ranked) - 1) // 2]
+  representative = (middle.study, middle.trial) if middle.trial is not None \
+      else None
+  steps = [math.inf if s.steps is None else float(s.steps) for s in studies]
+  return TunedTime(
+      workload=workload, submission=submission,
+      time_s=median(s.time_s for s in studies), steps=median(steps),
+      studies=studies, representative=representative)
+
+
+def tuned_times(runs: Iterable[RunScore]
+                ) -> dict[tuple[str, str], TunedTime]:
+  """`tuned_time` for every (workload, submission) among the runs."""
+  groups: dict[tuple[str, str], list[RunScore]] = {}
+  for run in runs:
+    groups.setdefault((run.workload, run.submission), []).append(run)
+  return {key: tuned_time(groups[key]) for key in sorted(groups)}
+
+
+def performance_ratios(times: Mapping[str, Mapping[str, float]],
+                       workloads: Sequence[str]
+                       ) -> dict[str, dict[str, float]]:
+  """r_{s,w} = t_{s,w} / min_s t_{s,w}.
+
+  Args:
+    times: times[submission][workload] in seconds; a missing entry is inf.
+    workloads: the workloads scored.
+
+  Returns:
+    ratios[submission][workload]; inf where the submission failed or where
+    every submission failed. A best time of exactly 0 gives ratio 1 to the
+    submissions at 0 and inf to the rest.
+  """
+  ratios: dict[str, dict[str, float]] = {s: {} for s in times}
+  for workload in workloads:
+    column = {s: float(times[s].get(workload, math.inf)) for s in times}
+    best = min(column.values(), default=math.inf)
+    for submission, t in column.items():
+      ratios[submission][workload] = _ratio(t, best)
+  return ratios
+
+
+def _ratio(time_s: float, best: float) -> float:
+  if not math.isfinite(time_s):
+    return math.inf
+  if best == 0:
+    return 1.0 if time_s == 0 else math.inf
+  return time_s / best
+
+
+def rho(ratios: Mapping[str, float], tau: float, num_workloads: int) -> float:
+  """rho(tau): the fraction of the n workloads with ratio <= tau."""
+  if num_workloads <= 0:
+    raise ValueError(f'num_workloads must be positive, got {num_workloads}')
+  return sum(1 for r in ratios.values() if r <= tau) / num_workloads
+
+
+@dataclasses.dataclass(frozen=True)
+class PerformanceProfile:
+  """rho_s(tau) for each submission on one grid of tau.
+
+  Attributes:
+    taus: increasing grid from 1 to tau_max: AlgoPerf's 100 evenly spaced
+      points plus every finite ratio <= tau_max, so the step function is exact
+      when drawn with steps-post.
+    rho: rho[submission] = values on `taus`.
+  """
+
+  taus: tuple[float, ...]
+  rho: Mapping[str, tuple[float, ...]]
+
+
+def performance_profile(ratios: Mapping[str, Mapping[str, float]],
+                        num_workloads: int, *,
+                        tau_max: float = DEFAULT_TAU_MAX,
+                        num_points: int = DEFAULT_NUM_POINTS
+                        ) -> PerformanceProfile:
+  """Performance profiles of every submission on a common tau grid."""
+  _check_tau_max(tau_max)
+  breaks = {r for per in ratios.values() for r in per.values()
+            if 1.0 <= r <= tau_max}
+  grid = set(np.linspace(1.0, tau_max, num_points).tolist()) | breaks
+  taus = tuple(sorted(grid))
+  return PerformanceProfile(
+      taus=taus,
+      rho={s: tuple(rho(per, t, num_workloads) for t in taus)
+           for s, per in ratios.items()})
+
+
+def benchmark_score(ratios: Mapping[str, float], num_workloads: int, *,
+                    tau_max: float = DEFAULT_TAU_MAX) -> float:
+  """B = 1/(tau_max - 1) * integral_1^tau_max rho(tau) dtau, exactly.
+
+  Args:
+    ratios: one submission's ratio per workload (inf for failures).
+    num_workloads: n, the number of workloads scored (missing ones count 0).
+    tau_max: the upper integration limit r_max (AlgoPerf: 4).
+
+  Returns:
+    The score in [0, 1]; 1 means fastest on every workload.
+  """
+  _check_tau_max(tau_max)
+  if num_workloads <= 0:
+    raise ValueError(f'num_workloads must be positive, got {num_workloads}')
+  area = sum(tau_max - max(r, 1.0) for r in ratios.values() if r <= tau_max)
+  return area / (num_workloads * (tau_max - 1.0))
+
+
+def _check_tau_max(tau_max: float) -> None:
+  if not tau_max > 1.0:
+    raise ValueError(f'tau_max must be greater than 1, got {tau_max}')
+
+
+def ranks(scores: Mapping[str, float], *, tolerance: float = 1e-12
+          ) -> dict[str, int]:
+  """Competition ranks (1, 2, 2, 4) by score, higher first.
+
+  Args:
+    scores: score per submission.
+    tolerance: scores closer than this share a rank.
+
+  Returns:
+    rank per submission.
+  """
+  ordered = sorted(scores, key=lambda s: (-scores[s], s))
+  result: dict[str, int] = {}
+  for position, submission in enumerate(ordered, start=1):
+    previous = ordered[position - 2] if position > 1 else None
+    tied = (previous is not None
+            and abs(scores[previous] - scores[submission]) <= tolerance)
+    result[submission] = result[previous] if tied else position
+  return result

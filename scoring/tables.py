@@ -1,0 +1,236 @@
+"""Tables of a leaderboard, as plain strings: Markdown and HTML render these.
+
+Each table is built once from `stats.Leaderboard`; the renderers only
+lay the cells out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Sequence
+
+from scoring import stats
+
+MISSING = '—'
+NOT_REACHED = 'not reached'
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """A titled table of strings.
+
+  Attributes:
+    title: heading above the table.
+    columns: column headers.
+    rows: cell strings, one tuple per row.
+    warning: a caveat the views must show prominently (e.g. mixed hardware).
+    caption: a short explanation shown under the title.
+  """
+
+  title: str
+  columns: tuple[str, ...]
+  rows: tuple[tuple[str, ...], ...]
+  warning: str | None = None
+  caption: str | None = None
+
+
+def number(value: Any, digits: int = 3) -> str:
+  """A number to `digits` significant digits; MISSING for None or NaN."""
+  if value is None or (isinstance(value, float) and math.isnan(value)):
+    return MISSING
+  if isinstance(value, bool):
+    return str(value).lower()
+  if isinstance(value, float) and math.isinf(value):
+    return 'inf'
+  if isinstance(value, int):
+    return str(value)
+  return f'{value:.{digits}g}'
+
+
+def percent(value: float | None) -> str:
+  return MISSING if value is None else f'{100 * value:.0f}%'
+
+
+def seconds(value: float) -> str:
+  return f'{value:.4g} s' if math.isfinite(value) else NOT_REACHED
+
+
+def steps(value: float) -> str:
+  return str(int(round(value))) if math.isfinite(value) else MISSING
+
+
+def mixed_warning(group: stats.RankingGroup) -> str | None:
+  if not group.mixed:
+    return None
+  return ('MIXED HARDWARE: this ranking combines runs from different device '
+          f'kinds ({", ".join(group.device_kinds)}); their times are not '
+          'comparable (built with --allow_mixed_hardware).')
+
+
+def ranking_table(group: stats.RankingGroup, tau_max: float) -> Table:
+  """Rank, submission, benchmark score and workloads reached."""
+  n = len(group.workloads)
+  rows = tuple(
+      (str(s.rank), s.submission, f'{s.score:.4f}',
+       f'{s.workloads_reached}/{n}') for s in group.standings)
+  return Table(
+      title=f'Ranking — {group.name}',
+      columns=('rank', 'submission', 'score', 'workloads reached'),
+      rows=rows, warning=mixed_warning(group),
+      caption=(f'Score: normalised area under the performance profile on '
+               f'[1, {tau_max:g}] (AlgoPerf). Device kinds: '
+               f'{", ".join(group.device_kinds)}.'))
+
+
+def time_table(group: stats.RankingGroup) -> Table:
+  """Per-workload time to target (median over studies of the fastest)."""
+  rows = []
+  for workload in group.workloads:
+    for submission in group.submissions:
+      cell = group.cell(workload.name, submission)
+      ratio = number(cell.ratio) if math.isfinite(cell.ratio) else MISSING
+      rows.append((
+          workload.name, submission, seconds(cell.time_s), steps(cell.steps),
+          ratio, ', '.join(seconds(t) for t in cell.study_times) or MISSING,
+          str(cell.num_runs)))
+  return Table(
+      title=f'Time to target — {group.name}',
+      columns=('workload', 'submission', 'time to target', 'steps',
+               'ratio to best', 'fastest per study', 'runs'),
+      rows=tuple(rows), warning=mixed_warning(group),
+      caption=('Submission time to the validation target: the fastest trial '
+               'of each study, median over studies; failed runs count as '
+               'infinite.'))
+
+
+def aeos_table(group: stats.RankingGroup) -> Table:
+  """AEoS statistics of each cell's representative run."""
+  rows = []
+  for workload in group.workloads:
+    for submission in group.submissions:
+      cell = group.cell(workload.name, submission)
+      a = cell.aeos
+      if a is None:
+        continue
+      rows.append((
+          workload.name, submission, str(a.num_probes),
+          number(a.onset_step), number(a.ratio_median),
+          number(a.ratio_iqr), percent(a.fraction_in_band),
+          number(a.sharpness_growth), number(a.solution_step),
+          number(a.sharpness_at_solution),
+          number(a.preconditioned_sharpness_at_solution)))
+  return Table(
+      title=f'Adaptive edge of stability — {group.name}',
+      columns=('workload', 'submission', 'probes', 'onset step',
+               'median ratio', 'IQR', 'within ±15%', 'sharpness growth',
+               'solution step', 'λ1(H) at solution', 'λ1(P⁻¹H) at solution'),
+      rows=tuple(rows), warning=mixed_warning(group),
+      caption=('Ratio = preconditioned sharpness / stability threshold '
+               '(raw sharpness for methods without a preconditioner), from '
+               'the onset (first ratio ≥ 0.9) on. Sharpness growth = λ1(H) at '
+               'the last probe / λ1(H) at onset. Representative run: the one '
+               'that sets the median time.'))
+
+
+def workload_table(group: stats.RankingGroup) -> Table:
+  rows = tuple(
+      (w.name, str(w.target_metric or MISSING), number(w.target_value, 6),
+       {True: 'higher', False: 'lower'}.get(w.target_higher_is_better,
+                                            MISSING),
+       number(w.train_loss_threshold)) for w in group.workloads)
+  return Table(
+      title=f'Workloads — {group.name}',
+      columns=('workload', 'target metric', 'target', 'better',
+               'train-loss threshold'), rows=rows)
+
+
+def runs_table(leaderboard: stats.Leaderboard) -> Table:
+  rows = tuple(
+      (r.workload, r.submission, str(r.study), str(r.trial), r.device_kind,
+       r.status.value, seconds(r.time_to_target_s),
+       number(r.steps_to_target), number(r.aeos.onset_step),
+       number(r.aeos.ratio_median), number(r.aeos.sharpness_at_solution),
+       r.error or '') for r in leaderboard.runs)
+  return Table(
+      title='Runs',
+      columns=('workload', 'submission', 'study', 'trial', 'device', 'status',
+               'time to target', 'steps', 'onset step', 'median ratio',
+               'λ1(H) at solution', 'error'), rows=rows)
+
+
+def skipped_table(leaderboard: stats.Leaderboard) -> Table:
+  rows = tuple(
+      (s.path, 'whole run' if s.whole_run else 'part (run still used)',
+       s.reason) for s in leaderboard.skipped)
+  return Table(
+      title='Skipped', columns=('path', 'skipped', 'reason'), rows=rows,
+      caption=('Records that could not be used; the report was built from '
+               'the rest.' if rows else 'Nothing was skipped.'))
+
+
+def group_tables(group: stats.RankingGroup, tau_max: float
+                 ) -> tuple[Table, ...]:
+  """The tables of one ranking group, in reading order."""
+  return (ranking_table(group, tau_max), time_table(group), aeos_table(group),
+          workload_table(group))
+
+
+_HARDWARE_POLICY = {
+    False: 'Runs on different device kinds are never ranked together: one '
+           'ranking per device kind.',
+    True: 'Built with --allow_mixed_hardware: runs on different device kinds '
+          'are ranked together, and such rankings are marked.',
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Heading:
+  """A section heading of the report."""
+
+  text: str
+  level: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Paragraph:
+  """A line of prose (or a warning when `warning`)."""
+
+  text: str
+  warning: bool = False
+
+
+def _figures_of(figures: Sequence[Any], group: str, kind: str) -> list[Any]:
+  return [f for f in figures if (f.group, f.kind) == (group, kind)]
+
+
+def document(leaderboard: stats.Leaderboard, figures: Sequence[Any]
+             ) -> tuple[Heading | Paragraph | Table | Any, ...]:
+  """The report's blocks in reading order; Markdown and HTML lay them out.
+
+  Args:
+    leaderboard: the computed statistics.
+    figures: `figures.Figure`s rendered from the same statistics.
+
+  Returns:
+    Headings, paragraphs, tables and figures.
+  """
+  blocks: list[Any] = [
+      Heading('aeosperf leaderboard', 1),
+      Paragraph('Experiment directories: ' +
+                ', '.join(leaderboard.experiment_dirs)),
+      Paragraph(f'{len(leaderboard.runs)} runs scored, '
+                f'{sum(s.whole_run for s in leaderboard.skipped)} runs '
+                f'skipped; {len(leaderboard.groups)} ranking group(s). '
+                + _HARDWARE_POLICY[leaderboard.allow_mixed_hardware])]
+  if not leaderboard.groups:
+    blocks.append(Paragraph('No finished runs were found.', warning=True))
+  for group in leaderboard.groups:
+    ranking, times, aeos, workloads = group_tables(group, leaderboard.tau_max)
+    shown = functools.partial(_figures_of, figures, group.name)
+    blocks += [Heading(f'Hardware: {group.name}'),
+               ranking, *shown('profile'), times, *shown('time'),
+               aeos, *shown('sharpness'), *shown('solution'), workloads]
+  blocks += [runs_table(leaderboard), skipped_table(leaderboard)]
+  return tuple(blocks)

@@ -1,0 +1,312 @@
+"""Leaderboard reports over hand-made experiment directories, and compare."""
+
+import csv
+import json
+import logging
+import math
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from scoring import compare
+from scoring import leaderboard
+from scoring import stats
+from tests import scoring_fixtures as fx
+
+CHROMIUM = '/usr/bin/chromium'
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def experiment(tmp_path_factory):
+  root = tmp_path_factory.mktemp('experiment')
+  bad = fx.make_experiment(root)
+  return root, bad
+
+
+@pytest.fixture(scope='module')
+def report(experiment, tmp_path_factory):
+  root, _ = experiment
+  return leaderboard.build_report([root], tmp_path_factory.mktemp('report'))
+
+
+def _group(board, name):
+  return next(g for g in board.groups if g.name == name)
+
+
+def test_scores_and_ranks_by_hand(report):
+  cpu = _group(report.leaderboard, 'cpu')
+  got = {s.submission: s.score for s in cpu.standings}
+  assert got == pytest.approx(fx.EXPECTED_SCORES)
+  assert [(s.rank, s.submission, s.workloads_reached)
+          for s in cpu.standings] == [(1, 'sgd', 2), (2, 'adam', 1)]
+  assert [w.name for w in cpu.workloads] == ['w1', 'w2', 'w3']
+  assert cpu.cell('w1', 'adam').time_s == 10.0
+  assert cpu.cell('w1', 'sgd').time_s == 25.0
+  assert cpu.cell('w1', 'sgd').ratio == 2.5
+  assert math.isinf(cpu.cell('w3', 'sgd').ratio)  # Everyone failed on w3.
+
+
+def test_representative_run_sets_the_median(report, experiment):
+  root, _ = experiment
+  cpu = _group(report.leaderboard, 'cpu')
+  # sgd w1: studies 20, inf, 25 -> median study is study 2 (trial 0).
+  assert cpu.cell('w1', 'sgd').representative == str(
+      root / 'w1' / 'sgd' / 'study_2' / 'trial_0')
+  assert cpu.cell('w1', 'adam').representative.endswith('study_0/trial_0')
+  adam = cpu.cell('w1', 'adam').aeos
+  assert adam.preconditioned and adam.onset_step == 40
+  assert adam.sharpness_growth == pytest.approx(3.0)
+  # Without a preconditioner lambda_1(H) is the ratio times the threshold.
+  assert cpu.cell('w1', 'sgd').aeos.sharpness_growth == pytest.approx(1.05)
+  assert not cpu.cell('w1', 'sgd').aeos.preconditioned
+  assert len(cpu.cell('w1', 'adam').series.steps) == 12
+
+
+def test_hardware_kinds_are_ranked_separately(report):
+  groups = report.leaderboard.groups
+  assert [g.name for g in groups] == ['cpu', fx.GPU_KIND]
+  assert not any(g.mixed for g in groups)
+  gpu = _group(report.leaderboard, fx.GPU_KIND)
+  assert [(s.submission, s.score, s.rank) for s in gpu.standings] == [
+      ('adam', 1.0, 1)]  # A single submission is fastest everywhere.
+
+
+def test_mixed_hardware_only_with_flag_and_marked(experiment, tmp_path):
+  root, _ = experiment
+  out = leaderboard.build_report([root], tmp_path, allow_mixed_hardware=True)
+  (group,) = out.leaderboard.groups
+  assert group.mixed and group.name == stats.MIXED_GROUP
+  assert group.device_kinds == ('NVIDIA H100 80GB HBM3', 'cpu')
+  # adam w1: studies 10, 11, 9 (cpu) and 5 (gpu): median 9.5.
+  assert group.cell('w1', 'adam').time_s == 9.5
+  ratio = 25.0 / 9.5
+  scores = {s.submission: s.score for s in group.standings}
+  assert scores['sgd'] == pytest.approx((4 - ratio + 3) / 9)
+  for name in ('report.md', 'index.html'):
+    text = (tmp_path / name).read_text()
+    assert 'MIXED HARDWARE' in text, name
+  assert json.loads((tmp_path / 'leaderboard.json').read_text())[
+      'groups'][0]['mixed'] is True
+
+
+def test_bad_records_are_skipped_named_and_logged(experiment, tmp_path,
+                                                  caplog):
+  root, bad = experiment
+  with caplog.at_level(logging.WARNING):
+    out = leaderboard.build_report([root], tmp_path)
+  skipped = {(s.path, s.whole_run): s.reason for s in out.leaderboard.skipped}
+  assert 'meta.json' in skipped[(str(bad['corrupt_meta']), True)]
+  assert 'still running' in skipped[(str(bad['running']), True)]
+  assert 'summary.json' in skipped[(str(bad['corrupt_summary']), True)]
+  assert 'truncated last line' in skipped[(str(bad['truncated']), False)]
+  assert len(skipped) == 4
+  logged = caplog.text
+  for path in bad.values():
+    assert str(path) in logged
+  markdown = (tmp_path / 'report.md').read_text()
+  html_text = (tmp_path / 'index.html').read_text()
+  skipped_section = markdown.split('### Skipped')[1]
+  for path in bad.values():
+    assert str(path) in skipped_section
+    assert str(path) in html_text
+  assert 'metrics.jsonl:4' in skipped_section
+
+
+def test_duplicate_and_timeless_runs_are_skipped(tmp_path):
+  first, second = tmp_path / 'first', tmp_path / 'second'
+  fx.write_run(first, 'w', 'adam', time_to_target_s=3.0, steps_to_target=30)
+  fx.write_run(second, 'w', 'adam', time_to_target_s=1.0, steps_to_target=10)
+  timeless = fx.write_run(second, 'w', 'adam', 1, 0,
+                          status='budget_exhausted',
+                          summary_overrides={'status': 'reached_target'})
+  board = stats.compute_leaderboard([first, second])
+  assert [r.path for r in board.runs] == [str(first / 'w/adam/study_0/trial_0')]
+  reasons = {s.path: s.reason for s in board.skipped}
+  assert 'duplicate of run' in reasons[str(second / 'w/adam/study_0/trial_0')]
+  assert 'time_to_target_s' in reasons[str(timeless)]
+  assert board.groups[0].cell('w', 'adam').time_s == 3.0
+
+
+def test_run_with_truncated_line_is_still_scored(report, experiment):
+  _, bad = experiment
+  paths = {r.path for r in report.leaderboard.runs}
+  assert str(bad['truncated']) in paths
+  assert str(bad['running']) not in paths
+  assert str(bad['corrupt_summary']) not in paths
+  assert len(report.leaderboard.runs) == len(fx.EXPERIMENT_TIMES) + 1
+
+
+def test_json_and_csv_are_views_of_the_same_statistics(report):
+  out = report.out_dir
+  data = json.loads((out / 'leaderboard.json').read_text())
+  assert data['schema'] == leaderboard.JSON_SCHEMA
+  cpu = next(g for g in data['groups'] if g['name'] == 'cpu')
+  assert {s['submission']: s['score'] for s in cpu['standings']} == \
+      pytest.approx(fx.EXPECTED_SCORES)
+  w3 = next(c for c in cpu['cells'] if c['workload'] == 'w3')
+  assert w3['time_s'] is None and w3['ratio'] is None  # inf -> null.
+  assert 'series' not in data['runs'][0]
+  with open(out / 'runs.csv') as f:
+    runs = list(csv.DictReader(f))
+  assert len(runs) == len(report.leaderboard.runs)
+  assert {r['status'] for r in runs} == {'reached_target', 'budget_exhausted'}
+  first = next(r for r in runs if r['path'].endswith('w1/adam/study_0/trial_0'))
+  assert float(first['time_to_target_s']) == 10.0
+  assert int(first['onset_step']) == 40
+  with open(out / 'scores.csv') as f:
+    rows = list(csv.DictReader(f))
+  assert [(r['group'], r['rank'], r['submission']) for r in rows] == [
+      ('cpu', '1', 'sgd'), ('cpu', '2', 'adam'), (fx.GPU_KIND, '1', 'adam')]
+  assert float(rows[0]['score']) == pytest.approx(0.5)
+  with open(out / 'times.csv') as f:
+    times = list(csv.DictReader(f))
+  assert len(times) == 7  # 3 x 2 cpu cells + 1 gpu cell.
+
+
+def test_figures_written_and_embedded(report):
+  out = report.out_dir
+  names = sorted(p.name for p in (out / 'figures').iterdir())
+  assert names == sorted([
+      'cpu__profile.png', 'cpu__time.png', 'cpu__sharpness_w1.png',
+      'cpu__sharpness_w2.png', 'cpu__sharpness_w3.png', 'cpu__solution.png',
+      'NVIDIA-H100-80GB-HBM3__profile.png', 'NVIDIA-H100-80GB-HBM3__time.png',
+      'NVIDIA-H100-80GB-HBM3__sharpness_w1.png'])
+  for name in names:
+    assert (out / 'figures' / name).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert f'figures/{name}' in (out / 'report.md').read_text()
+  html_text = (out / 'index.html').read_text()
+  sources = re.findall(r'<img src="([^"]*)"', html_text)
+  assert len(sources) == len(names)
+  assert all(s.startswith('data:image/png;base64,') for s in sources)
+  # Self-contained: no link, script or stylesheet from anywhere else.
+  assert not re.search(r'(src|href)="(?!data:)', html_text)
+  assert '<script' not in html_text
+
+
+def test_empty_experiment_still_builds(tmp_path):
+  (tmp_path / 'exp').mkdir()
+  out = leaderboard.build_report([tmp_path / 'exp'], tmp_path / 'report')
+  assert out.leaderboard.groups == ()
+  assert 'No finished runs' in (tmp_path / 'report' / 'report.md').read_text()
+
+
+def test_missing_experiment_dir_is_an_error(tmp_path):
+  with pytest.raises(FileNotFoundError, match='nowhere'):
+    leaderboard.build_report([tmp_path / 'nowhere'], tmp_path / 'report')
+
+
+def _probe_page(html_text: str, extra: str = '') -> dict:
+  """Loads a page in headless chromium; returns what its images and tables
+  looked like after load."""
+  script = """<script>
+window.addEventListener('load', () => {
+  const out = document.createElement('pre'); out.id = 'probe';
+  out.textContent = JSON.stringify({
+    widths: Array.from(document.images, i => i.complete ? i.naturalWidth : -1),
+    tables: document.querySelectorAll('table').length,
+    rows: document.querySelectorAll('tbody tr').length});
+  document.body.appendChild(out);
+});
+</script>"""
+  with tempfile.TemporaryDirectory() as tmp:
+    page = pathlib.Path(tmp) / 'page.html'
+    page.write_text(html_text.replace('</body>', script + extra + '</body>'))
+    result = subprocess.run(
+        [CHROMIUM, '--headless', '--no-sandbox', '--disable-gpu',
+         '--disable-quic', '--no-first-run', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync',
+         f'--user-data-dir={tmp}/profile', '--virtual-time-budget=10000',
+         '--dump-dom', page.as_uri()],
+        capture_output=True, text=True, timeout=60, check=True)
+  match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
+  assert match, f'page did not load: {result.stderr[-2000:]}'
+  return json.loads(match.group(1))
+
+
+@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                    reason=f'{CHROMIUM} is absent (the test command installs '
+                    'Debian chromium)')
+def test_html_renders_in_headless_chromium(report):
+  html_text = (report.out_dir / 'index.html').read_text()
+  seen = _probe_page(html_text)
+  assert seen['tables'] == html_text.count('<table>') >= 8
+  assert seen['rows'] > 20
+  assert len(seen['widths']) == len(list(
+      (report.out_dir / 'figures').iterdir()))
+  assert all(w > 100 for w in seen['widths']), seen['widths']
+  # The probe does see a broken image.
+  broken = _probe_page(html_text, '<img src="data:image/png;base64,AAAA">')
+  assert broken['widths'][-1] == 0
+
+
+def test_compare_reports(report, experiment, tmp_path):
+  root, _ = experiment
+  faster = tmp_path / 'faster'
+  fx.make_experiment(faster, with_bad_runs=False, with_gpu=False, speedup=2.0)
+  report_b = leaderboard.build_report([faster], tmp_path / 'b')
+  result = compare.compare_reports(report.out_dir, report_b.out_dir)
+  assert result.groups_only_a == (fx.GPU_KIND,)
+  assert result.groups_only_b == ()
+  ranks = {c.submission: c for c in result.ranks}
+  # sgd halved its times: w1 12.5 s (ratio 1.25), w2 20 s.
+  assert (ranks['sgd'].rank_a, ranks['sgd'].rank_b) == (1, 1)
+  assert ranks['sgd'].score_delta == pytest.approx((2.75 + 3) / 9 - 0.5)
+  assert ranks['adam'].score_delta == pytest.approx(0.0)
+  times = {(c.workload, c.submission): c for c in result.times}
+  assert times[('w1', 'sgd')].ratio == pytest.approx(0.5)
+  assert times[('w1', 'adam')].ratio == pytest.approx(1.0)
+  assert times[('w3', 'sgd')].ratio is None
+  changed = {(c.workload, c.submission, c.statistic): c for c in result.aeos}
+  at_solution = changed[('w1', 'sgd', 'sharpness_at_solution')]
+  assert (at_solution.value_a, at_solution.value_b) == (20.0, 40.0)
+  assert not any(c.submission == 'adam' for c in result.aeos)
+  text = compare.format_comparison(result)
+  assert '×0.5' in text and 'sharpness_at_solution' in text
+  assert 'not reached in either' in text
+
+
+def test_compare_reports_rank_change(experiment, tmp_path):
+  root, _ = experiment
+  slower = tmp_path / 'slower'
+  fx.make_experiment(slower, with_bad_runs=False, speedup=0.5)
+  a = leaderboard.leaderboard_json(stats.compute_leaderboard([root]))
+  b = leaderboard.leaderboard_json(stats.compute_leaderboard([slower]))
+  result = compare.compare_leaderboards(a, b)
+  ranks = {(c.group, c.submission): (c.rank_a, c.rank_b) for c in result.ranks}
+  # sgd w1 50 s: ratio 5 earns nothing; w2 80 s still best: 3/9 = adam's.
+  assert ranks[('cpu', 'adam')] == (2, 1)
+  assert ranks[('cpu', 'sgd')] == (1, 1)
+  assert '2 → 1 (up 1)' in compare.format_comparison(result)
+
+
+def test_compare_rejects_non_report(tmp_path):
+  (tmp_path / 'leaderboard.json').write_text('{"groups": []}')
+  with pytest.raises(ValueError, match='schema'):
+    compare.load_report(tmp_path)
+
+
+def test_command_lines(experiment, tmp_path):
+  root, _ = experiment
+  env = {**os.environ, 'PYTHONPATH': str(REPO)}
+  run = subprocess.run(
+      [sys.executable, '-m', 'scoring.leaderboard',
+       f'--experiment_dirs={root}', f'--out={tmp_path / "r"}'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr
+  assert (tmp_path / 'r' / 'index.html').exists()
+  assert 'Skipped' in run.stderr  # absl warnings name the bad files.
+  shutil.copytree(tmp_path / 'r', tmp_path / 'r2')
+  run = subprocess.run(
+      [sys.executable, '-m', 'scoring.compare', str(tmp_path / 'r'),
+       str(tmp_path / 'r2'), f'--out={tmp_path / "changes.md"}'],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+  assert run.returncode == 0, run.stderr
+  assert '## Ranks and scores' in run.stdout
+  assert (tmp_path / 'changes.md').read_text() == run.stdout
