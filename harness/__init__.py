@@ -1,0 +1,1 @@
+"""The harness: the timed training loop, run records and curvature probes."""

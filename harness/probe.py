@@ -1,0 +1,135 @@
+"""The curvature probe of a run: sharpness against the stability threshold.
+
+At scheduled steps (and when the target or the solution is reached, and at
+the end) the probe measures on the workload's fixed curvature batch:
+
+- the sharpness λ1(H) and top-k eigenvalues of the training-loss Hessian;
+- the preconditioned sharpness λ1(P^-1/2 H P^-1/2) = λ1(P⁻¹H), with P from
+  the submission's `preconditioner` hook (None when it has none);
+- the stability threshold from the submission's `dynamics` hook at the
+  learning rate in force at that step, and their ratio.
+
+Batch normalisation: the loss is evaluated in train mode, with the batch
+statistics of each curvature chunk and no update of the running averages,
+i.e. the Hessian of the loss the training step differentiates. Dropout is
+off (no rng is passed to the model).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from harness import clock as clock_lib
+from harness import config as config_lib
+from harness import curvature
+from harness import mesh as mesh_lib
+from harness import stability
+from submissions import api
+from workloads import base
+
+
+def log_spaced_steps(max_steps: int, count: int = 40) -> frozenset[int]:
+  """About `count` distinct steps spaced evenly in log scale up to the end."""
+  steps = np.unique(np.round(np.logspace(0, math.log10(max(max_steps, 1)),
+                                         count)).astype(int))
+  return frozenset(int(s) for s in steps)
+
+
+class CurvatureProbe:
+  """Measures a run's sharpness statistics; one compiled Lanczos, reused."""
+
+  def __init__(self, config: config_lib.CurvatureConfig,
+               workload: base.Workload, submission: api.Submission,
+               dataset: base.Dataset, regime: base.BatchRegime,
+               parallel: mesh_lib.DataParallel, max_steps: int):
+    self.config = config
+    self.submission = submission
+    self.dynamics = submission.dynamics()
+    size = regime.train_size if regime.full_batch else min(
+        workload.curvature_batch_size, regime.train_size)
+    chunk = min(regime.chunk_size, size)
+    self.batch = parallel.shard_batch(dataset.fixed_batch(size, chunk))
+    self.batch_size = size
+    loss_fn = functools.partial(_curvature_loss, workload)
+    self._sharpness = curvature.make_sharpness_fn(
+        loss_fn, k=config.top_k, num_iterations=config.num_iterations,
+        tol=config.tol, return_vectors=config.warm_start)
+    self._scheduled = log_spaced_steps(max_steps) if config.log_spaced else (
+        frozenset())
+    self._warm: dict[str, Any] = {}
+    self.total_seconds = 0.0
+    self.last_step: int | None = None
+    self.at_solution: dict[str, Any] = {}
+
+  def due(self, step: int) -> bool:
+    every = self.config.every
+    return (every > 0 and step % every == 0) or step in self._scheduled
+
+  def _eigen(self, name: str, params, model_state, preconditioner):
+    init = self._warm.get(name)
+    if init is None and self.config.warm_start:
+      init = self._sharpness.initial_vectors(params)
+    result = self._sharpness(params, self.batch, preconditioner, init,
+                             loss_args=(model_state,))
+    if self.config.warm_start:
+      self._warm[name] = result.eigenvectors
+    return result
+
+  def measure(self, step: int, params, model_state, optimizer_state, *,
+              reason: str, train_loss: float | None = None) -> dict[str, Any]:
+    """One probe; returns the `curvature.jsonl` record."""
+    with clock_lib.Stopwatch() as watch:
+      raw = self._eigen('raw', params, model_state, None)
+      diag = self.submission.preconditioner(optimizer_state)
+      pre = None if diag is None else self._eigen('pre', params, model_state,
+                                                  diag)
+      raw, pre, diag_norm = jax.device_get(
+          (raw, pre, None if diag is None else optax.tree.norm(diag)))
+    self.total_seconds += watch.seconds
+    self.last_step = step
+    record = self._record(step, raw, pre, diag_norm, reason, train_loss)
+    record['probe_seconds'] = watch.seconds
+    if reason == 'solution':
+      self.at_solution = record
+    return record
+
+  def _record(self, step, raw, pre, diag_norm, reason, train_loss):
+    top = [float(x) for x in raw.eigenvalues]
+    pre_top = None if pre is None else [float(x) for x in pre.eigenvalues]
+    measured = top[0] if pre_top is None else pre_top[0]
+    lr = threshold = ratio = None
+    if self.dynamics is not None:
+      lr = self.dynamics.learning_rate_at(step)
+      threshold = stability.threshold(self.dynamics, step)
+      ratio = measured / threshold
+    residuals = raw.residuals if pre is None else pre.residuals
+    return {
+        'step': step, 'reason': reason, 'learning_rate': lr,
+        'train_loss': float(raw.loss) if train_loss is None else train_loss,
+        'curvature_batch_loss': float(raw.loss),
+        'sharpness': top[0], 'sharpness_topk': top,
+        'preconditioned_sharpness': None if pre_top is None else pre_top[0],
+        'preconditioned_sharpness_topk': pre_top,
+        'stability_threshold': threshold, 'threshold_ratio': ratio,
+        'grad_norm': float(raw.grad_norm),
+        'preconditioner_norm': None if diag_norm is None else float(diag_norm),
+        'lanczos_residual': float(np.max(residuals)),
+        'lanczos_hvps': int(raw.num_hvps) + (0 if pre is None else
+                                             int(pre.num_hvps)),
+        'lanczos_converged': bool(raw.converged) and (
+            pre is None or bool(pre.converged)),
+        'curvature_batch_size': self.batch_size,
+    }
+
+
+def _curvature_loss(workload: base.Workload, params, chunk, model_state):
+  loss, _ = workload.chunk_loss(params, model_state, chunk, None,
+                                mode=base.ForwardPassMode.TRAIN,
+                                update_batch_norm=False)
+  return loss

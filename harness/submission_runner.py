@@ -1,0 +1,124 @@
+r"""Runs a submission on a workload: `python -m harness.submission_runner`.
+
+Example::
+
+  python -m harness.submission_runner --workload=fmnist_fc \
+      --submission=adam_nobc --hparams='{"learning_rate": 1e-3}' \
+      --experiment_dir=runs --curvature_every=10
+
+This module only parses flags; `harness.runner.train` does the work.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app
+from absl import flags
+
+from harness import config as config_lib
+from submissions import hparams as hparams_lib
+from workloads import base
+
+_WORKLOAD = flags.DEFINE_string('workload', None, 'Registered workload name.')
+_SUBMISSION = flags.DEFINE_string(
+    'submission', None, 'Baseline name (e.g. adam_nobc) or path to a .py.')
+_HPARAMS = flags.DEFINE_string(
+    'hparams', None, 'Inline JSON object or path to a JSON file; values '
+    'override the submission\'s DEFAULT_HPARAMS.')
+_SEARCH_SPACE = flags.DEFINE_string(
+    'search_space', None, 'AlgoPerf-format search space (inline JSON or '
+    'file); the trial takes point --trial of study --study.')
+_EXPERIMENT_DIR = flags.DEFINE_string('experiment_dir', 'runs',
+                                      'Root directory of run records.')
+_STUDY = flags.DEFINE_integer('study', 0, 'Tuning study index.')
+_TRIAL = flags.DEFINE_integer(
+    'trial', 0, 'Tuning trial index (e.g. $SLURM_ARRAY_TASK_ID).')
+_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
+_MAX_STEPS = flags.DEFINE_integer('max_steps', None,
+                                  'Step budget (default: the workload\'s).')
+_MAX_RUNTIME = flags.DEFINE_float(
+    'max_runtime_s', None, 'Submission-time budget in seconds.')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every', 50,
+                                   'Evaluate every this many steps.')
+_KEEP_TRAINING = flags.DEFINE_bool(
+    'keep_training_past_target', False,
+    'Train to the budget after the target is reached.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                'TFDS data directory (default TFDS_DATA_DIR).')
+_DATA_SOURCE = flags.DEFINE_string(
+    'data_source', None,
+    'Data source of the workload, e.g. bundled, idx or tfds for Fashion-MNIST.')
+_FULL_BATCH = flags.DEFINE_bool('full_batch', None,
+                                'Force full-batch (true) or minibatch (false).')
+_TRAIN_SIZE = flags.DEFINE_integer('train_size', None,
+                                   'Training examples in use.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Minibatch size.')
+_CHUNK_SIZE = flags.DEFINE_integer(
+    'chunk_size', None, 'Examples per gradient-accumulation chunk.')
+_LOG_EVERY = flags.DEFINE_integer(
+    'log_every', 10, 'Synchronise, check for NaN and report every N steps.')
+_QUIET = flags.DEFINE_bool('quiet', False, 'No progress lines.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False,
+                               'Replace an existing run directory.')
+_CURVATURE_EVERY = flags.DEFINE_integer(
+    'curvature_every', 0, 'Curvature probe every N steps (0: off).')
+_CURVATURE_LOG = flags.DEFINE_bool(
+    'curvature_log_spaced', False, 'Also probe at log-spaced steps.')
+_CURVATURE_EVENTS = flags.DEFINE_bool(
+    'curvature_at_events', True,
+    'Probe at the target, at the solution and at the end.')
+_CURVATURE_K = flags.DEFINE_integer('curvature_top_k', 1,
+                                    'Top eigenvalues per probe.')
+_LANCZOS_ITERS = flags.DEFINE_integer('lanczos_iterations', 20,
+                                      'Lanczos iteration cap per probe.')
+_LANCZOS_TOL = flags.DEFINE_float(
+    'lanczos_tol', 1e-3, 'Relative residual at which Lanczos stops (0: never).')
+_SAVE_PRECONDITIONER = flags.DEFINE_list(
+    'save_preconditioner_at', [],
+    'Steps at which to save the preconditioner for frozen_adam.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', False,
+    'Call jax.distributed.initialize() to join a multi-host run.')
+
+
+def config_from_flags() -> config_lib.RunConfig:
+  hparams = hparams_lib.load_hparams(_HPARAMS.value)
+  if _SEARCH_SPACE.value:
+    space = hparams_lib.SearchSpace.from_json(_SEARCH_SPACE.value)
+    hparams = {**space.point(_STUDY.value, _TRIAL.value), **hparams}
+  curvature = config_lib.CurvatureConfig(
+      every=_CURVATURE_EVERY.value, log_spaced=_CURVATURE_LOG.value,
+      at_events=_CURVATURE_EVENTS.value, top_k=_CURVATURE_K.value,
+      num_iterations=_LANCZOS_ITERS.value, tol=_LANCZOS_TOL.value or None)
+  return config_lib.RunConfig(
+      workload=_WORKLOAD.value, submission=_SUBMISSION.value,
+      hparams=hparams_lib.to_jsonable(hparams),
+      experiment_dir=_EXPERIMENT_DIR.value, study=_STUDY.value,
+      trial=_TRIAL.value, seed=_SEED.value, max_steps=_MAX_STEPS.value,
+      max_runtime_s=_MAX_RUNTIME.value, eval_every=_EVAL_EVERY.value,
+      stop_at_target=not _KEEP_TRAINING.value,
+      data=base.DataConfig(data_dir=_DATA_DIR.value,
+                           source=_DATA_SOURCE.value),
+      full_batch=_FULL_BATCH.value, train_size=_TRAIN_SIZE.value,
+      batch_size=_BATCH_SIZE.value, chunk_size=_CHUNK_SIZE.value,
+      log_every=_LOG_EVERY.value, quiet=_QUIET.value,
+      overwrite=_OVERWRITE.value, curvature=curvature,
+      save_preconditioner_at=tuple(int(s) for s in
+                                   _SAVE_PRECONDITIONER.value))
+
+
+def main(argv):
+  del argv
+  if _DISTRIBUTED.value:
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.distributed.initialize()
+  from harness import runner  # pylint: disable=g-import-not-at-top
+  result = runner.train(config_from_flags())
+  print(result.run_dir)
+  return 0 if result.status != runner.Status.ERROR else 1
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['workload', 'submission'])
+  sys.exit(app.run(main))

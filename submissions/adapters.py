@@ -1,0 +1,148 @@
+"""Adapters from the two submission module forms to `api.Submission`."""
+
+from __future__ import annotations
+
+import functools
+import types
+from typing import Any, Callable
+
+import jax
+import optax
+
+from harness import stability
+from submissions import api
+from workloads import base
+
+
+def _hook(module: types.ModuleType, name: str) -> Callable[..., Any] | None:
+  hook = getattr(module, name, None)
+  return hook if callable(hook) else None
+
+
+class _HookMixin:
+  """The AEoS hooks and batch size, read from the module when present."""
+
+  module: types.ModuleType
+  hparams: api.Hyperparameters
+
+  def preconditioner(self, optimizer_state):
+    hook = _hook(self.module, 'preconditioner')
+    return None if hook is None else hook(optimizer_state, self.hparams)
+
+  def dynamics(self) -> stability.Dynamics | None:
+    hook = _hook(self.module, 'dynamics')
+    if hook is None:
+      return None
+    result = hook(self.hparams)
+    if not isinstance(result, stability.Dynamics):
+      raise TypeError(
+          f'{self.module.__name__}.dynamics returned '
+          f'{type(result).__name__}, expected harness.stability.Dynamics')
+    return result
+
+  def get_batch_size(self, workload_name: str) -> int | None:
+    hook = _hook(self.module, 'get_batch_size')
+    return None if hook is None else hook(workload_name)
+
+
+class ShortFormSubmission(_HookMixin, api.Submission):
+  """Runs `make_optimizer(hparams)` as a jitted, donated optax step.
+
+  The step is built and jitted once per workload and reused at every call,
+  so the harness adds nothing to the step but a Python call.
+  """
+
+  def __init__(self, name: str, module: types.ModuleType,
+               hparams: api.Hyperparameters):
+    super().__init__(name, hparams)
+    self.module = module
+    self.optimizer = module.make_optimizer(hparams)
+    if not isinstance(self.optimizer, optax.GradientTransformation):
+      raise TypeError(
+          f'{module.__name__}.make_optimizer returned '
+          f'{type(self.optimizer).__name__}, expected '
+          'optax.GradientTransformation')
+    self._steps: dict[int, Callable[..., Any]] = {}
+
+  def init_optimizer_state(self, workload, params, model_state, rng):
+    del workload, model_state, rng
+    return self.optimizer.init(params)
+
+  def data_selection(self, workload, input_queue, optimizer_state, params,
+                     model_state, global_step, rng):
+    del workload, optimizer_state, params, model_state, global_step, rng
+    return next(input_queue)
+
+  def train_step(self, workload: base.Workload) -> Callable[..., Any]:
+    """The jitted `(params, opt_state, model_state, batch, rng)` step."""
+    key = id(workload)
+    if key not in self._steps:
+      self._steps[key] = jax.jit(
+          functools.partial(optax_train_step, workload, self.optimizer),
+          donate_argnums=(0, 1))
+    return self._steps[key]
+
+  def update_params(self, workload, params, model_state, batch,
+                    optimizer_state, eval_results, global_step, rng):
+    del eval_results, global_step
+    params, optimizer_state, model_state, metrics = self.train_step(workload)(
+        params, optimizer_state, model_state, batch, rng)
+    return api.StepOutput(optimizer_state, params, model_state, metrics)
+
+
+def optax_train_step(workload: base.Workload,
+                     optimizer: optax.GradientTransformation, params,
+                     opt_state, model_state, batch, rng):
+  """One optimizer step on the batch; call under `jax.jit`.
+
+  Returns:
+    New params, optimizer state and model state, and metrics: the loss at
+    the params before the update and the gradient norm.
+  """
+  (loss, model_state), grads = workload.loss_and_grad(params, model_state,
+                                                      batch, rng)
+  updates, opt_state = optimizer.update(grads, opt_state, params)
+  params = optax.apply_updates(params, updates)
+  return params, opt_state, model_state, {
+      'loss': loss, 'grad_norm': optax.tree.norm(grads)}
+
+
+class AlgoPerfSubmission(_HookMixin, api.Submission):
+  """Calls the AlgoPerf-form functions of a module."""
+
+  def __init__(self, name: str, module: types.ModuleType,
+               hparams: api.Hyperparameters):
+    super().__init__(name, hparams)
+    self.module = module
+
+  def init_optimizer_state(self, workload, params, model_state, rng):
+    return self.module.init_optimizer_state(workload, params, model_state,
+                                            self.hparams, rng)
+
+  def data_selection(self, workload, input_queue, optimizer_state, params,
+                     model_state, global_step, rng):
+    return self.module.data_selection(workload, input_queue, optimizer_state,
+                                      params, model_state, self.hparams,
+                                      global_step, rng)
+
+  def update_params(self, workload, params, model_state, batch,
+                    optimizer_state, eval_results, global_step, rng):
+    out = self.module.update_params(
+        workload, params, None, model_state, self.hparams, batch,
+        workload.loss_type, optimizer_state, eval_results, global_step, rng)
+    if not isinstance(out, tuple) or len(out) not in (3, 4):
+      raise TypeError(
+          f'{self.module.__name__}.update_params must return '
+          '(optimizer_state, params, model_state) or those and a metrics '
+          f'dict; got {type(out).__name__}')
+    metrics = out[3] if len(out) == 4 else {}
+    return api.StepOutput(out[0], out[1], out[2], metrics)
+
+  def prepare_for_eval(self, workload, params, model_state, optimizer_state,
+                       eval_results, global_step, rng):
+    hook = _hook(self.module, 'prepare_for_eval')
+    if hook is None:
+      return optimizer_state, params, model_state
+    return hook(workload, params, None, model_state, self.hparams,
+                workload.loss_type, optimizer_state, eval_results,
+                global_step, rng)

@@ -1,0 +1,156 @@
+"""Hyperparameters and tuning search spaces (AlgoPerf's JSON format).
+
+A search space is a JSON object mapping each hyperparameter to either a range
+`{"min": a, "max": b, "scaling": "linear" | "log"}` or a list of
+`{"feasible_points": [...]}`; or a JSON list of explicit points, one per
+trial. Trial `t` of study `s` takes point `t` of a scrambled Halton sequence
+seeded by `s`, so trials fan out by index to any scheduler (a SLURM array
+index, a Kubernetes job completion index) with no coordination.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy.stats import qmc
+
+
+class HparamsError(ValueError):
+  """Malformed hyperparameters or search space."""
+
+
+def read_json_arg(value: str, what: str) -> Any:
+  """Parses `value` as inline JSON, or reads it as a JSON file's path."""
+  text = value.strip()
+  source = 'inline JSON'
+  if not text.startswith(('{', '[')):
+    path = pathlib.Path(os.path.expanduser(text))
+    if not path.is_file():
+      raise HparamsError(
+          f'{what}: {value!r} is neither inline JSON nor an existing file')
+    text, source = path.read_text(), str(path)
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise HparamsError(f'{what}: {source} is not valid JSON: {e}') from None
+
+
+def load_hparams(value: str | None) -> dict[str, Any]:
+  """Hyperparameters from `--hparams` (inline JSON or a file); {} if None."""
+  if not value:
+    return {}
+  hparams = read_json_arg(value, '--hparams')
+  if not isinstance(hparams, dict):
+    raise HparamsError(
+        f'--hparams must be a JSON object, got {type(hparams).__name__}')
+  return hparams
+
+
+def merge(defaults: Mapping[str, Any], given: Mapping[str, Any]
+          ) -> dict[str, Any]:
+  """Given values over defaults; names unknown to the defaults are refused.
+
+  A submission without defaults accepts any names.
+  """
+  unknown = sorted(set(given) - set(defaults)) if defaults else []
+  if unknown:
+    raise HparamsError(
+        f'unknown hyperparameters {unknown}; this submission takes '
+        f'{sorted(defaults)}')
+  return {**defaults, **given}
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+  low: float
+  high: float
+  log: bool
+
+  def value(self, u: float) -> float:
+    if self.log:
+      return float(math.exp(math.log(self.low) +
+                            u * (math.log(self.high) - math.log(self.low))))
+    return float(self.low + u * (self.high - self.low))
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  points: tuple[Any, ...]
+
+  def value(self, u: float) -> Any:
+    return self.points[min(int(u * len(self.points)), len(self.points) - 1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+  """A tuning search space; `point(study, trial)` gives a trial's values."""
+
+  dimensions: Mapping[str, Range | Choice] | None = None
+  explicit_points: Sequence[Mapping[str, Any]] | None = None
+
+  @classmethod
+  def from_json(cls, value: str | Any) -> SearchSpace:
+    spec = read_json_arg(value, '--search_space') if isinstance(
+        value, str) else value
+    if isinstance(spec, list):
+      if not spec or not all(isinstance(p, dict) for p in spec):
+        raise HparamsError('a search-space list must hold JSON objects')
+      return cls(explicit_points=tuple(spec))
+    if not isinstance(spec, dict) or not spec:
+      raise HparamsError('a search space is a non-empty JSON object or list')
+    return cls(dimensions={k: _dimension(k, v) for k, v in spec.items()})
+
+  @property
+  def size(self) -> int | None:
+    """Number of distinct trials, or None when unbounded."""
+    return None if self.explicit_points is None else len(self.explicit_points)
+
+  def point(self, study: int, trial: int) -> dict[str, Any]:
+    if trial < 0 or study < 0:
+      raise HparamsError('study and trial indices must be >= 0')
+    if self.explicit_points is not None:
+      if trial >= len(self.explicit_points):
+        raise HparamsError(
+            f'trial {trial} is past the {len(self.explicit_points)} points '
+            'of this search space')
+      return dict(self.explicit_points[trial])
+    names = sorted(self.dimensions)
+    sampler = qmc.Halton(d=len(names), scramble=True, seed=study)
+    u = sampler.random(trial + 1)[trial]
+    return {n: self.dimensions[n].value(float(x)) for n, x in zip(names, u)}
+
+
+def _dimension(name: str, spec: Any) -> Range | Choice:
+  if not isinstance(spec, dict):
+    raise HparamsError(f'search space entry {name!r} must be an object')
+  if 'feasible_points' in spec:
+    points = spec['feasible_points']
+    if not isinstance(points, list) or not points:
+      raise HparamsError(f'{name}: feasible_points must be a non-empty list')
+    return Choice(tuple(points))
+  try:
+    low, high = float(spec['min']), float(spec['max'])
+  except (KeyError, TypeError, ValueError):
+    raise HparamsError(
+        f'{name}: give numeric "min" and "max", or "feasible_points"'
+    ) from None
+  scaling = spec.get('scaling', 'linear')
+  if scaling not in ('linear', 'log'):
+    raise HparamsError(f'{name}: scaling must be "linear" or "log", got '
+                       f'{scaling!r}')
+  if low > high or (scaling == 'log' and low <= 0):
+    raise HparamsError(f'{name}: need 0 < min <= max for log scaling and '
+                       f'min <= max always; got min={low}, max={high}')
+  return Range(low, high, scaling == 'log')
+
+
+def to_jsonable(hparams: Mapping[str, Any]) -> dict[str, Any]:
+  """Plain JSON values (NumPy scalars become Python numbers)."""
+  return {k: v.item() if isinstance(v, np.generic) else v
+          for k, v in hparams.items()}

@@ -1,0 +1,143 @@
+"""Loading and validating a submission module, by baseline name or path."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import pathlib
+import sys
+import types
+from typing import Any, Callable, Mapping
+
+from submissions import adapters
+from submissions import api
+from submissions import hparams as hparams_lib
+
+BASELINES: dict[str, str] = {
+    name: f'submissions.baselines.{name}' for name in (
+        'gd', 'heavy_ball', 'heavy_ball_ema', 'nesterov', 'rmsprop', 'adam',
+        'adam_nobc', 'adamw', 'frozen_adam')
+}
+
+# AlgoPerf-form functions and the arguments the harness passes to each.
+ALGOPERF_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    'init_optimizer_state': ('workload', 'model_params', 'model_state',
+                             'hyperparameters', 'rng'),
+    'update_params': ('workload', 'current_param_container',
+                      'current_params_types', 'model_state',
+                      'hyperparameters', 'batch', 'loss_type',
+                      'optimizer_state', 'eval_results', 'global_step', 'rng'),
+    'get_batch_size': ('workload_name',),
+    'data_selection': ('workload', 'input_queue', 'optimizer_state',
+                       'current_param_container', 'model_state',
+                       'hyperparameters', 'global_step', 'rng'),
+}
+OPTIONAL_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    'prepare_for_eval': ('workload', 'current_param_container',
+                         'current_params_types', 'model_state',
+                         'hyperparameters', 'loss_type', 'optimizer_state',
+                         'eval_results', 'global_step', 'rng'),
+    'preconditioner': ('optimizer_state', 'hyperparameters'),
+    'dynamics': ('hyperparameters',),
+}
+SHORT_FORM_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    'make_optimizer': ('hparams',),
+}
+
+
+class SubmissionError(ValueError):
+  """A submission that cannot be loaded; the message lists every problem."""
+
+
+def import_module(spec: str) -> tuple[str, types.ModuleType]:
+  """Imports a baseline by name or a submission by file path.
+
+  Returns:
+    The submission's name (the baseline name or the file's stem) and module.
+  """
+  if spec in BASELINES:
+    return spec, importlib.import_module(BASELINES[spec])
+  path = pathlib.Path(spec).expanduser()
+  if path.suffix != '.py' or not path.is_file():
+    raise SubmissionError(
+        f'submission {spec!r} is neither a baseline nor a .py file; '
+        f'baselines: {", ".join(sorted(BASELINES))}')
+  module_name = f'aeosperf_submission_{path.stem}'
+  module_spec = importlib.util.spec_from_file_location(module_name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  sys.modules[module_name] = module
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:
+    del sys.modules[module_name]
+    raise SubmissionError(
+        f'importing {path} failed: {type(e).__name__}: {e}') from e
+  return path.stem, module
+
+
+def _arity_problem(module: types.ModuleType, name: str,
+                   args: tuple[str, ...]) -> str | None:
+  fn = getattr(module, name)
+  if not callable(fn):
+    return f'{name} is a {type(fn).__name__}, not a function'
+  try:
+    inspect.signature(fn).bind(*args)
+  except TypeError as e:
+    params = tuple(inspect.signature(fn).parameters)
+    return (f'{name}{params} cannot take the {len(args)} positional '
+            f'arguments the harness passes {args} ({e})')
+  except ValueError:  # Builtins without a signature: trust them.
+    return None
+  return None
+
+
+def validate(module: types.ModuleType) -> type[api.Submission]:
+  """Checks a module's form and functions.
+
+  Returns:
+    The adapter class for the module's form.
+
+  Raises:
+    SubmissionError: naming every missing or ill-typed function.
+  """
+  short = hasattr(module, 'make_optimizer')
+  required = SHORT_FORM_FUNCTIONS if short else ALGOPERF_FUNCTIONS
+  problems = []
+  missing = [n for n in required if not hasattr(module, n)]
+  if missing and not short:
+    problems.append(
+        f'missing {missing}: a submission defines either make_optimizer(hparams)'
+        f' or all of {list(ALGOPERF_FUNCTIONS)}')
+  for name, args in {**required, **OPTIONAL_FUNCTIONS}.items():
+    if hasattr(module, name):
+      problem = _arity_problem(module, name, args)
+      if problem:
+        problems.append(problem)
+  defaults = getattr(module, 'DEFAULT_HPARAMS', {})
+  if not isinstance(defaults, Mapping):
+    problems.append(
+        f'DEFAULT_HPARAMS is a {type(defaults).__name__}, expected a dict')
+  if problems:
+    raise SubmissionError(
+        f'submission {module.__name__} ({getattr(module, "__file__", "?")}) '
+        'is invalid:\n  - ' + '\n  - '.join(problems))
+  return adapters.ShortFormSubmission if short else adapters.AlgoPerfSubmission
+
+
+def load(spec: str, hparams: Mapping[str, Any] | None = None
+         ) -> api.Submission:
+  """Loads, validates and binds a submission to its hyperparameters.
+
+  Args:
+    spec: a baseline name (see `BASELINES`) or the path of a .py file.
+    hparams: values over the module's DEFAULT_HPARAMS; None uses the defaults.
+
+  Returns:
+    The submission, adapted to `api.Submission`.
+  """
+  name, module = import_module(spec)
+  adapter: Callable[..., api.Submission] = validate(module)
+  values = hparams_lib.merge(getattr(module, 'DEFAULT_HPARAMS', {}),
+                             hparams or {})
+  return adapter(name, module, api.Hyperparameters(values))

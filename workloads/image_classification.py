@@ -1,0 +1,235 @@
+"""Image classification workloads on Fashion-MNIST, CIFAR-10 and CIFAR-100.
+
+Each registered workload is a small subclass that sets a few class
+attributes; the docstring of each justifies its target and budget.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+
+from workloads import base
+from workloads.data import in_memory
+from workloads.data import sources
+from workloads.models import small
+
+
+def _bundled(data_dir: str | None) -> sources.ImageClassificationData:
+  del data_dir
+  return sources.load_bundled_fashion_mnist()
+
+
+def _idx(data_dir: str | None) -> sources.ImageClassificationData:
+  if data_dir is None:
+    return sources.load_fashion_mnist_idx()
+  return sources.load_fashion_mnist_idx(data_dir)
+
+
+def _tfds(name: str, data_dir: str | None) -> sources.ImageClassificationData:
+  return sources.load_tfds(name, data_dir=data_dir)
+
+
+# Data set name -> source name -> loader(data_dir). The first is the default.
+DATA_SOURCES: dict[str, dict[str, Callable[[str | None], Any]]] = {
+    'fashion_mnist': {
+        'bundled': _bundled,
+        'idx': _idx,
+        'tfds': functools.partial(_tfds, 'fashion_mnist'),
+    },
+    'cifar10': {'tfds': functools.partial(_tfds, 'cifar10')},
+    'cifar100': {'tfds': functools.partial(_tfds, 'cifar100')},
+}
+
+_NUM_CLASSES = {'fashion_mnist': 10, 'cifar10': 10, 'cifar100': 100}
+
+
+class ImageClassificationWorkload(base.Workload):
+  """A Flax classifier trained on an in-memory image data set."""
+
+  dataset_name: str = 'fashion_mnist'
+  augment: Callable[..., Any] | None = None
+
+  @property
+  def num_classes(self) -> int:
+    return _NUM_CLASSES[self.dataset_name]
+
+  @property
+  def input_shape(self) -> tuple[int, int, int]:
+    return (28, 28, 1) if self.dataset_name == 'fashion_mnist' else (32, 32, 3)
+
+  def build_model(self) -> nn.Module:
+    raise NotImplementedError
+
+  @functools.cached_property
+  def model(self) -> nn.Module:
+    return self.build_model()
+
+  def init_model_fn(self, rng):
+    dummy = jax.numpy.zeros((1, *self.input_shape), jax.numpy.float32)
+    variables = self.model.init(rng, dummy)
+    params = variables.pop('params')
+    return params, dict(variables)
+
+  def model_fn(self, params, batch, model_state, mode, rng, update_batch_norm):
+    del rng
+    train = mode == base.ForwardPassMode.TRAIN
+    variables = {'params': params, **model_state}
+    if train and model_state:
+      # Batch statistics of this batch; the running averages are returned
+      # updated only when asked (the curvature probe does not ask).
+      logits, new_state = self.model.apply(
+          variables, batch['inputs'], train=True, mutable=list(model_state))
+      return logits, dict(new_state) if update_batch_norm else model_state
+    return self.model.apply(variables, batch['inputs'], train=train), model_state
+
+  def dataset(self, regime: base.BatchRegime) -> base.Dataset:
+    loaders = DATA_SOURCES[self.dataset_name]
+    source = self.data.source or next(iter(loaders))
+    if source not in loaders:
+      raise ValueError(
+          f'data source {source!r} is not available for {self.name}; known: '
+          f'{sorted(loaders)}')
+    data = _load_cached(self.dataset_name, source, self.data.data_dir)
+    augment = None if regime.full_batch else self.augment
+    return in_memory.InMemoryDataset(data, train_size=regime.train_size,
+                                     augment=augment)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(dataset_name: str, source: str, data_dir: str | None):
+  return DATA_SOURCES[dataset_name][source](data_dir)
+
+
+class _FC(ImageClassificationWorkload):
+
+  def build_model(self) -> nn.Module:
+    return small.FullyConnected(num_classes=self.num_classes)
+
+
+class _CNN(ImageClassificationWorkload):
+
+  def build_model(self) -> nn.Module:
+    return small.ConvNet(num_classes=self.num_classes)
+
+
+_FULL_BATCH_5K = base.BatchRegime(full_batch=True, train_size=5000,
+                                  batch_size=5000, chunk_size=1000)
+
+
+class FashionMnistFC(_FC):
+  """The paper's FC network on 5,000 Fashion-MNIST images, full batch.
+
+  Target: validation accuracy 0.84. Measured on the bundled subset with the
+  baselines' default hyperparameters (eval every 100 steps): Adam without
+  bias correction passes it by step 100 and plateaus at 0.847-0.849; GD and
+  standard heavy-ball by step 500 (0.854 at 1,000); RMSProp by step 100. So
+  every baseline can reach it, the order between them is informative, and
+  the plateau (about 0.85-0.86) leaves no slack for a lucky start.
+  Budget: 2,000 steps, twice what GD needs, and 30 minutes (a full-batch step
+  takes about 0.1 s on 2 CPU cores).
+  """
+
+  name = 'fmnist_fc'
+  tier = base.Tier.SMOKE
+  dataset_name = 'fashion_mnist'
+  target_value = 0.84
+  train_loss_threshold = 0.1
+  step_budget = 2000
+  runtime_budget_s = 1800.0
+  default_regime = _FULL_BATCH_5K
+  curvature_batch_size = 5000
+
+
+class FashionMnistFCMSE(FashionMnistFC):
+  """As `fmnist_fc` with the MSE loss on one-hot targets (Cohen et al. 2021).
+
+  Train-loss threshold 0.05: half the squared error is far smaller than the
+  cross-entropy at equal fit.
+  """
+
+  name = 'fmnist_fc_mse'
+  loss_type = base.LossType.MEAN_SQUARED_ERROR
+  train_loss_threshold = 0.05
+
+
+class FashionMnistCNN(_CNN):
+  """The paper's CNN on 5,000 Fashion-MNIST images, full batch.
+
+  Target: validation accuracy 0.83, above what the FC network reaches in the
+  same budget, so it needs the convolutions to help. Budget: 1,000 steps,
+  one hour: each full-batch step costs about ten FC steps on a CPU.
+  """
+
+  name = 'fmnist_cnn'
+  tier = base.Tier.SMOKE
+  dataset_name = 'fashion_mnist'
+  target_value = 0.83
+  step_budget = 1000
+  runtime_budget_s = 3600.0
+  default_regime = _FULL_BATCH_5K
+  curvature_batch_size = 5000
+
+
+class Cifar10FC(_FC):
+  """The paper's FC network on a 5,000-image CIFAR-10 subset (its Fig. 1).
+
+  Target: validation accuracy 0.40. MLPs trained on 5k CIFAR-10 images reach
+  about 0.40-0.45 test accuracy (Cohen et al. 2021 report the training side
+  only; 0.40 is reachable by both GD and Adam before they overfit).
+  Budget: 5,000 steps, one hour on one GPU.
+  """
+
+  name = 'cifar10_fc'
+  tier = base.Tier.SMALL
+  dataset_name = 'cifar10'
+  target_value = 0.40
+  step_budget = 5000
+  runtime_budget_s = 3600.0
+  default_regime = _FULL_BATCH_5K
+  curvature_batch_size = 5000
+
+
+class Cifar10FCMSE(Cifar10FC):
+  """`cifar10_fc` with MSE on one-hot targets, as Cohen et al. (2021)."""
+
+  name = 'cifar10_fc_mse'
+  loss_type = base.LossType.MEAN_SQUARED_ERROR
+  train_loss_threshold = 0.05
+
+
+class Cifar10CNN(_CNN):
+  """The paper's CNN on a 5,000-image CIFAR-10 subset (its Fig. 4, left).
+
+  Target: validation accuracy 0.50, which this CNN passes on 5k images
+  before overfitting. Budget: 2,000 steps (the paper's Fig. 4 run length).
+  """
+
+  name = 'cifar10_cnn'
+  tier = base.Tier.SMALL
+  dataset_name = 'cifar10'
+  target_value = 0.50
+  step_budget = 2000
+  runtime_budget_s = 3600.0
+  default_regime = _FULL_BATCH_5K
+  curvature_batch_size = 5000
+
+
+class Cifar100FC(_FC):
+  """The FC network on a 5,000-image CIFAR-100 subset.
+
+  Target: validation accuracy 0.12 (about 50 examples a class; an MLP gets
+  to 0.12-0.15 before it overfits). Budget: 5,000 steps, one hour.
+  """
+
+  name = 'cifar100_fc'
+  tier = base.Tier.SMALL
+  dataset_name = 'cifar100'
+  target_value = 0.12
+  step_budget = 5000
+  runtime_budget_s = 3600.0
+  default_regime = _FULL_BATCH_5K
+  curvature_batch_size = 5000
