@@ -19,7 +19,7 @@ class Progress:
     self.stream = stream or sys.stderr
     self._last_print = -float('inf')
     self._rate_mark: tuple[float, int] | None = None
-    self._rate = 0.0
+    self._last_rate = 0.0
 
   def step(self, step: int, submission_time_s: float, loss: float,
            extra: str = '', force: bool = False) -> None:
@@ -39,13 +39,13 @@ class Progress:
     # Steps per second of submission time since the previous report.
     mark = self._rate_mark
     if mark is not None and step == mark[1]:
-      return self._rate
+      return self._last_rate
     self._rate_mark = (submission_time_s, step)
     if mark is None or submission_time_s <= mark[0]:
-      self._rate = 0.0
+      self._last_rate = 0.0
     else:
-      self._rate = (step - mark[1]) / (submission_time_s - mark[0])
-    return self._rate
+      self._last_rate = (step - mark[1]) / (submission_time_s - mark[0])
+    return self._last_rate
 
   def message(self, text: str) -> None:
     if not self.quiet:

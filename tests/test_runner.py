@@ -1,0 +1,240 @@
+"""The timed runner, end to end on the bundled Fashion-MNIST subset."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from harness import config as config_lib
+from harness import records
+from harness import runner
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Keep test runs short: 1,000 examples in chunks of 500.
+SMALL = dict(workload='fmnist_fc', train_size=1000, chunk_size=500,
+             quiet=True, log_every=5)
+# The workload's own 5,000-example full batch, for tests that need its target.
+FULL = dict(train_size=5000, chunk_size=1000)
+TIMING_FIELDS = ('submission_time_s', 'eval_seconds', 'wall_time_s')
+
+
+def _run(tmp_path, **overrides) -> runner.RunResult:
+  kwargs = {**SMALL, 'experiment_dir': str(tmp_path), **overrides}
+  return runner.train(config_lib.RunConfig(**kwargs))
+
+
+def _metrics(result: runner.RunResult) -> list[dict]:
+  return records.read_run(result.run_dir).metrics
+
+
+@pytest.mark.parametrize('submission,hparams', [
+    ('gd', {'learning_rate': 0.05}),
+    ('adam', {'learning_rate': 1e-3}),
+])
+def test_loss_decreases(tmp_path, submission, hparams):
+  result = _run(tmp_path, submission=submission, hparams=hparams,
+                max_steps=40, eval_every=20, stop_at_target=False)
+  losses = [m['train_loss'] for m in _metrics(result)]
+  assert [m['step'] for m in _metrics(result)] == [0, 20, 40]
+  assert losses[1] < 0.8 * losses[0] and losses[2] < losses[1]
+  assert result.status == records.Status.BUDGET_EXHAUSTED
+  summary = result.summary
+  assert summary['first_step_s'] > 0 and summary['submission_time_s'] > 0
+  assert summary['final_step'] == 40
+
+
+def test_same_seed_same_records(tmp_path):
+  runs = [_run(tmp_path / str(i), submission='adam', max_steps=20,
+               eval_every=10, seed=3) for i in range(2)]
+  other = _run(tmp_path / 'other', submission='adam', max_steps=20,
+               eval_every=10, seed=4)
+
+  def strip(result):
+    return [{k: v for k, v in m.items() if k not in TIMING_FIELDS}
+            for m in _metrics(result)]
+
+  assert strip(runs[0]) == strip(runs[1])
+  assert strip(runs[0]) != strip(other)
+
+
+def test_target_reached_records_time_and_steps(tmp_path):
+  result = _run(tmp_path, submission='adam', max_steps=200, eval_every=10,
+                **FULL)
+  assert result.status == records.Status.REACHED_TARGET
+  metrics = _metrics(result)
+  first = next(m for m in metrics if m['target_reached'])
+  assert result.summary['steps_to_target'] == first['step'] == (
+      metrics[-1]['step'])
+  assert result.summary['time_to_target_s'] == pytest.approx(
+      first['submission_time_s'])
+  # Evaluation is excluded from the submission clock.
+  assert result.summary['submission_time_s'] < result.summary['wall_time_s']
+
+
+def test_keep_training_past_target(tmp_path):
+  result = _run(tmp_path, submission='adam', max_steps=150, eval_every=10,
+                stop_at_target=False, **FULL)
+  assert result.status == records.Status.REACHED_TARGET
+  assert result.summary['final_step'] == 150
+  assert result.summary['steps_to_target'] < 150
+
+
+def test_divergent_learning_rate_ends_as_diverged(tmp_path):
+  # Under MSE the linear output layer lets GD's iterates blow up to inf
+  # (under cross-entropy tanh saturation keeps the loss finite).
+  result = _run(tmp_path, workload='fmnist_fc_mse', submission='gd',
+                hparams={'learning_rate': 10.0}, max_steps=100, eval_every=50)
+  assert result.status == records.Status.DIVERGED
+  run = records.read_run(result.run_dir)
+  assert run.summary['status'] == 'diverged'
+  assert run.summary['final_step'] < 100
+  assert run.metrics and run.metrics[0]['step'] == 0
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path):
+  _run(tmp_path, submission='gd', max_steps=2, eval_every=2)
+  with pytest.raises(FileExistsError, match='overwrite'):
+    _run(tmp_path, submission='gd', max_steps=2, eval_every=2)
+  _run(tmp_path, submission='gd', max_steps=2, eval_every=2, overwrite=True)
+
+
+def test_minibatch_regime_is_reproducible(tmp_path):
+  kwargs = dict(submission='adam', max_steps=20, eval_every=10,
+                full_batch=False, batch_size=100, chunk_size=100)
+  a = _run(tmp_path / 'a', **kwargs)
+  b = _run(tmp_path / 'b', **kwargs)
+  meta = records.read_run(a.run_dir).meta
+  assert meta['regime'] == {'full_batch': False, 'train_size': 1000,
+                            'batch_size': 100, 'chunk_size': 100}
+  assert [m['train_loss'] for m in _metrics(a)] == [
+      m['train_loss'] for m in _metrics(b)]
+
+
+def test_meta_records_provenance(tmp_path):
+  result = _run(tmp_path, submission='nesterov', max_steps=2, eval_every=2)
+  meta = records.read_run(result.run_dir).meta
+  assert meta['hparams'] == {'learning_rate': 0.002, 'beta1': 0.9}
+  assert meta['devices']['count'] >= 1 and meta['devices']['kind']
+  assert meta['versions']['jax']
+  assert meta['workload']['target_metric'] == 'validation/accuracy'
+  assert result.run_dir == (tmp_path / 'fmnist_fc' / 'nesterov' / 'study_0' /
+                            'trial_0')
+
+
+def _runner_command(tmp_path, *flags):
+  return [sys.executable, '-m', 'harness.submission_runner',
+          '--workload=fmnist_fc', f'--experiment_dir={tmp_path}',
+          '--train_size=1000', '--chunk_size=500', *flags]
+
+
+def _env(**extra):
+  return {**os.environ, 'PYTHONPATH': str(ROOT), **extra}
+
+
+def test_runner_subprocess_end_to_end(tmp_path):
+  out = subprocess.run(
+      _runner_command(tmp_path, '--submission=gd', '--max_steps=10',
+                      '--eval_every=5', '--hparams={"learning_rate": 0.05}'),
+      cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  run_dir = pathlib.Path(out.stdout.strip().splitlines()[-1])
+  assert 'run directory' in out.stderr and 'loss' in out.stderr
+  run = records.read_run(run_dir)
+  assert run.summary['status'] == 'budget_exhausted'
+  assert [m['step'] for m in run.metrics] == [0, 5, 10]
+  assert run.meta['hparams'] == {'learning_rate': 0.05}
+
+
+def test_runner_subprocess_rejects_bad_flags(tmp_path):
+  out = subprocess.run(
+      _runner_command(tmp_path, '--submission=nope'), cwd=ROOT, env=_env(),
+      capture_output=True, text=True, timeout=120)
+  assert out.returncode != 0
+  assert 'adam_nobc' in out.stderr  # Lists the known baselines.
+
+
+def test_sigterm_interrupts_cleanly_and_keeps_records(tmp_path):
+  proc = subprocess.Popen(
+      _runner_command(tmp_path, '--submission=gd', '--max_steps=100000',
+                      '--eval_every=5', '--log_every=1'),
+      cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True)
+  metrics = (tmp_path / 'fmnist_fc' / 'gd' / 'study_0' / 'trial_0' /
+             records.METRICS_FILE)
+  deadline = time.time() + 120
+  while time.time() < deadline and (
+      not metrics.exists() or metrics.read_text().count('\n') < 3):
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGTERM)
+  proc.communicate(timeout=120)
+  run = records.read_run(metrics.parent)
+  assert run.summary['status'] == 'interrupted'
+  assert len(run.metrics) >= 3 and not run.warnings
+
+
+def test_killed_process_leaves_readable_records(tmp_path):
+  proc = subprocess.Popen(
+      _runner_command(tmp_path, '--submission=gd', '--max_steps=100000',
+                      '--eval_every=2', '--quiet'),
+      cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL)
+  metrics = (tmp_path / 'fmnist_fc' / 'gd' / 'study_0' / 'trial_0' /
+             records.METRICS_FILE)
+  deadline = time.time() + 120
+  while time.time() < deadline and (
+      not metrics.exists() or metrics.read_text().count('\n') < 3):
+    time.sleep(0.1)
+  proc.kill()
+  proc.wait()
+  run = records.read_run(metrics.parent)
+  assert run.status == records.Status.RUNNING
+  assert len(run.metrics) >= 3
+
+
+def test_two_devices_match_one_device(tmp_path):
+  script = (
+      'import json, sys\n'
+      'from harness import config, runner\n'
+      'import jax\n'
+      'r = runner.train(config.RunConfig(workload="fmnist_fc", '
+      'submission="adam", experiment_dir=sys.argv[1], train_size=1000, '
+      'chunk_size=500, max_steps=10, eval_every=5, quiet=True, '
+      'stop_at_target=False))\n'
+      'print(json.dumps({"devices": jax.device_count(), '
+      '"losses": [json.loads(l)["train_loss"] for l in '
+      'open(r.run_dir / "metrics.jsonl")]}))\n')
+  results = {}
+  for count in (1, 2):
+    env = _env(XLA_FLAGS=f'--xla_force_host_platform_device_count={count}')
+    out = subprocess.run([sys.executable, '-c', script,
+                          str(tmp_path / str(count))], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    results[count] = json.loads(out.stdout.strip().splitlines()[-1])
+  assert results[1]['devices'] == 1 and results[2]['devices'] == 2
+  np.testing.assert_allclose(results[2]['losses'], results[1]['losses'],
+                             rtol=1e-5)
+
+
+def test_tfds_workload_with_mock_data(tmp_path):
+  tfds = pytest.importorskip('tensorflow_datasets')
+  with tfds.testing.mock_data(num_examples=5100,
+                              policy=tfds.testing.MockPolicy.USE_CODE), \
+      mock.patch.object(tfds.core.DatasetBuilder, 'is_prepared',
+                        return_value=True):
+    result = _run(tmp_path, workload='cifar10_fc', submission='adam',
+                  train_size=100, chunk_size=50, max_steps=4, eval_every=2,
+                  data=config_lib.base.DataConfig(data_dir=str(tmp_path)))
+  run = records.read_run(result.run_dir)
+  assert [m['step'] for m in run.metrics] == [0, 2, 4]
+  assert all(np.isfinite(m['train_loss']) for m in run.metrics)
+  assert run.meta['workload']['name'] == 'cifar10_fc'
