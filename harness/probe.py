@@ -68,8 +68,11 @@ class CurvatureProbe:
     self.at_solution: dict[str, Any] = {}
 
   def due(self, step: int) -> bool:
+    # Never at step 0: no update has been made, and an adaptive method's
+    # preconditioner (ν = 0, P = ε) is not yet the one it trains with.
     every = self.config.every
-    return (every > 0 and step % every == 0) or step in self._scheduled
+    return step > 0 and ((every > 0 and step % every == 0) or
+                         step in self._scheduled)
 
   def _eigen(self, name: str, params, model_state, preconditioner):
     init = self._warm.get(name)

@@ -51,7 +51,7 @@ def slug(text: str) -> str:
   return re.sub(r'[^A-Za-z0-9._-]+', '-', text).strip('-') or 'x'
 
 
-def _new_axes(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
+def new_axes(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
   # Imported here: importing scoring must not import or configure matplotlib.
   from matplotlib import figure as mpl_figure
   from matplotlib.backends import backend_agg
@@ -60,7 +60,7 @@ def _new_axes(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
   return fig, fig.add_subplot()
 
 
-def _png(fig: Any, dpi: int) -> bytes:
+def to_png(fig: Any, dpi: int) -> bytes:
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=dpi)
   return buffer.getvalue()
@@ -74,7 +74,7 @@ def _colours(submissions: Sequence[str]) -> dict[str, Any]:
 
 def _profile(group: stats.RankingGroup, colours: dict[str, Any],
              tau_max: float) -> Any:
-  fig, ax = _new_axes()
+  fig, ax = new_axes()
   for standing in group.standings:
     ax.plot(group.profile.taus, group.profile.rho[standing.submission],
             drawstyle='steps-post', color=colours[standing.submission],
@@ -88,7 +88,7 @@ def _profile(group: stats.RankingGroup, colours: dict[str, Any],
 
 
 def _times(group: stats.RankingGroup, colours: dict[str, Any]) -> Any:
-  fig, ax = _new_axes(max(6.4, 1.6 * len(group.workloads) + 2), 4.0)
+  fig, ax = new_axes(max(6.4, 1.6 * len(group.workloads) + 2), 4.0)
   width = min(0.35, 0.8 / max(1, len(group.submissions)))
   finite = [c.time_s for c in group.cells if math.isfinite(c.time_s)
             and c.time_s > 0]
@@ -134,7 +134,7 @@ def _sharpness(group: stats.RankingGroup, workload: str,
   cells = [c for c in cells if c.series.steps]
   if not cells:
     return None
-  fig, ax = _new_axes()
+  fig, ax = new_axes()
   for cell in cells:
     series, colour = cell.series, colours[cell.submission]
     main = (series.preconditioned_sharpness if series.preconditioned
@@ -165,7 +165,7 @@ def _solution(leaderboard: stats.Leaderboard,
           and r.aeos.sharpness_at_solution is not None]
   if not runs:
     return None
-  fig, ax = _new_axes()
+  fig, ax = new_axes()
   markers = {w.name: _MARKERS[i % len(_MARKERS)]
              for i, w in enumerate(group.workloads)}
   for submission in group.submissions:
@@ -230,5 +230,5 @@ def render_figures(leaderboard: stats.Leaderboard, *, dpi: int = 100
       fig = draw()
       if fig is not None:
         figures.append(Figure(name=name, group=group.name, kind=kind,
-                              title=title, png=_png(fig, dpi)))
+                              title=title, png=to_png(fig, dpi)))
   return tuple(figures)
