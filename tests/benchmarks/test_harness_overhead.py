@@ -1,0 +1,112 @@
+"""Harness overhead: the runner's step throughput against a bare jitted loop.
+
+Run with
+  .venv/bin/pytest tests/benchmarks/test_harness_overhead.py -m benchmark \
+      --benchmark-enable -s
+
+Both loops train `fmnist_fc` with `optax.adam` on the bundled data, the
+same batches and the same gradient (one chunk per batch, so both compute
+the same thing). The bare loop is a `jax.jit`-ed, donated optax step called
+in a Python loop and synchronised once at the end. The harness figure is the
+runner's submission time per step (first step excluded, as it is for the
+runner), measured in the same process, interleaved with the bare loop, median
+of several rounds. Results go to `harness_results.json` beside this file.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import statistics
+import time
+
+import jax
+import optax
+import pytest
+
+from harness import config as config_lib
+from harness import mesh as mesh_lib
+from harness import runner
+import workloads
+from workloads import base
+
+pytestmark = pytest.mark.benchmark
+
+RESULTS = pathlib.Path(__file__).with_name('harness_results.json')
+ROUNDS = 5
+REGIMES = {
+    # A heavy step (0.1 s on 2 CPU cores) and a light one, where any
+    # per-step cost of the harness would show.
+    'full_batch_5000': dict(full_batch=True, train_size=5000,
+                            batch_size=5000, chunk_size=5000, steps=30),
+    'minibatch_128': dict(full_batch=False, train_size=5000,
+                          batch_size=128, chunk_size=128, steps=300),
+}
+
+
+def _bare_seconds_per_step(workload, regime: base.BatchRegime,
+                           steps: int) -> float:
+  params, model_state = workload.init_model_fn(jax.random.PRNGKey(0))
+  tx = optax.adam(1e-3)
+  opt_state = tx.init(params)
+  parallel = mesh_lib.DataParallel.over_all_devices()
+  dataset = workload.dataset(regime)
+  batches = dataset.train_batches(regime, seed=0)
+
+  def loss(p, chunk):
+    return workload.chunk_loss(p, model_state, chunk, None,
+                               mode=base.ForwardPassMode.TRAIN,
+                               update_batch_norm=False)[0]
+
+  def step(p, s, batch):
+    value, grads = jax.value_and_grad(loss)(p, jax.tree.map(
+        lambda x: x[0], batch))
+    updates, s = tx.update(grads, s, p)
+    return optax.apply_updates(p, updates), s, value
+
+  step = jax.jit(step, donate_argnums=(0, 1))
+  full = parallel.shard_batch(next(batches)) if regime.full_batch else None
+  next_batch = (lambda: full) if regime.full_batch else (
+      lambda: parallel.shard_batch(next(batches)))
+  params, opt_state, _ = step(params, opt_state, next_batch())  # Compile.
+  jax.block_until_ready(params)
+  start = time.perf_counter()
+  for _ in range(steps):
+    params, opt_state, value = step(params, opt_state, next_batch())
+  jax.block_until_ready((params, value))
+  return (time.perf_counter() - start) / steps
+
+
+def _harness_seconds_per_step(tmp_path, regime: dict, steps: int) -> float:
+  result = runner.train(config_lib.RunConfig(
+      workload='fmnist_fc', submission='adam', hparams={'learning_rate': 1e-3},
+      experiment_dir=str(tmp_path), overwrite=True, max_steps=steps + 1,
+      eval_every=10**6, log_every=10, quiet=True, stop_at_target=False,
+      **regime))
+  return result.summary['submission_time_s'] / steps
+
+
+@pytest.mark.parametrize('name', sorted(REGIMES))
+def test_harness_overhead(tmp_path, benchmark, name):
+  settings = dict(REGIMES[name])
+  steps = settings.pop('steps')
+  workload = workloads.get('fmnist_fc')
+  regime = base.BatchRegime(**settings)
+  bare, harness = [], []
+  for _ in range(ROUNDS):
+    bare.append(_bare_seconds_per_step(workload, regime, steps))
+    harness.append(_harness_seconds_per_step(tmp_path, settings, steps))
+  benchmark.pedantic(lambda: None, rounds=1)
+  ratio = statistics.median(harness) / statistics.median(bare)
+  values = {
+      'bare_ms_per_step': 1e3 * statistics.median(bare),
+      'harness_ms_per_step': 1e3 * statistics.median(harness),
+      'harness_over_bare': ratio, 'steps': steps, 'rounds': ROUNDS,
+      'devices': str(jax.devices()), 'jax': jax.__version__,
+  }
+  benchmark.extra_info.update(values)
+  data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+  data[name] = values
+  RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+  print(f'\n[{name}] ' + json.dumps(values, sort_keys=True))
+  assert ratio < 1.02, f'harness overhead {ratio - 1:.1%} exceeds 2%'
