@@ -1,0 +1,77 @@
+"""Real runs of two baselines, a leaderboard over them, and a compare."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness import config as config_lib
+from harness import runner
+from scoring import compare
+from scoring import leaderboard
+
+RUN = dict(workload='fmnist_fc', train_size=5000, chunk_size=1000,
+           eval_every=20, max_steps=400, quiet=True,
+           curvature=config_lib.CurvatureConfig(every=40, num_iterations=20))
+
+
+def _train(experiment_dir, submission, hparams):
+  return runner.train(config_lib.RunConfig(
+      submission=submission, hparams=hparams,
+      experiment_dir=str(experiment_dir), **RUN))
+
+
+@pytest.fixture(scope='module')
+def reports(tmp_path_factory):
+  root = tmp_path_factory.mktemp('e2e')
+  # Before: Adam at its default step size; after: a 3x larger one.
+  _train(root / 'before', 'adam', {'learning_rate': 1e-3})
+  _train(root / 'before', 'gd', {'learning_rate': 0.1})
+  _train(root / 'after', 'adam', {'learning_rate': 3e-3})
+  _train(root / 'after', 'gd', {'learning_rate': 0.1})
+  before = leaderboard.build_report([root / 'before'], root / 'report_a')
+  after = leaderboard.build_report([root / 'after'], root / 'report_b')
+  return root, before, after
+
+
+def test_leaderboard_ranks_real_runs(reports):
+  _, before, _ = reports
+  board = before.leaderboard
+  assert not board.skipped
+  (group,) = board.groups
+  assert set(group.submissions) == {'adam', 'gd'}
+  adam, gd = group.cell('fmnist_fc', 'adam'), group.cell('fmnist_fc', 'gd')
+  # Both reach the target; Adam sooner, so it ranks first with score 1.
+  standings = {s.submission: s for s in group.standings}
+  assert standings['adam'].rank == 1 and standings['adam'].score == 1.0
+  assert standings['gd'].rank == 2 and standings['gd'].score < 1.0
+  assert adam.time_s < gd.time_s < float('inf')
+  assert adam.aeos.num_probes > 0 and adam.aeos.preconditioned
+  assert gd.aeos.num_probes > 0 and not gd.aeos.preconditioned
+
+
+def test_report_files_are_consistent(reports):
+  _, before, _ = reports
+  data = json.loads((before.out_dir / 'leaderboard.json').read_text())
+  scores = {s['submission']: s['score'] for g in data['groups']
+            for s in g['standings']}
+  standings = before.leaderboard.groups[0].standings
+  assert scores == {s.submission: s.score for s in standings}
+  for name in ('index.html', 'report.md', 'runs.csv', 'scores.csv'):
+    assert (before.out_dir / name).stat().st_size > 0
+
+
+def test_compare_reports(reports):
+  root, _, _ = reports
+  comparison = compare.compare_reports(root / 'report_a', root / 'report_b')
+  times = {t.submission: t for t in comparison.times}
+  assert set(times) == {'adam', 'gd'}
+  assert times['gd'].time_a == pytest.approx(times['gd'].time_b, rel=0.5)
+  out = subprocess.run(
+      [sys.executable, '-m', 'scoring.compare', str(root / 'report_a'),
+       str(root / 'report_b')], capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr
+  assert 'adam' in out.stdout and 'gd' in out.stdout
