@@ -1,0 +1,281 @@
+"""Gradients, Hessian-vector products and preconditioners on any JAX loss.
+
+A loss is either `loss_fn(params, *loss_args)` (closing over its data) or,
+when a `batch` is given, `loss_fn(params, chunk, *loss_args)` where every leaf
+of `batch` has a leading chunk axis `(num_chunks, chunk_size, ...)` and
+`chunk` is one slice along it. The batch loss is the mean of the chunk losses
+(chunks are equal in size, so the mean of chunk means is the batch mean), and
+gradients and Hessian-vector products are accumulated over the chunks with
+`lax.scan`, so memory stays that of one chunk.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+import numpy as np
+import optax
+
+Params = Any  # A pytree of arrays.
+Batch = Any  # A pytree of arrays with a leading chunk axis, or None.
+LossFn = Callable[..., jax.Array]
+
+
+class HvpMode(str, enum.Enum):
+  """How Hessian-vector products are formed inside Lanczos.
+
+  Attributes:
+    JVP: forward-over-reverse `jax.jvp(jax.grad(loss))` at every product; the
+      primal forward and backward passes are recomputed each time. Memory is
+      that of one chunk.
+    LINEARIZE: `jax.linearize(jax.grad(loss))` once, then only the tangent
+      computation at every product. Keeps the residuals (activations) of the
+      whole batch in memory, all chunks together.
+    AUTO: LINEARIZE when the batch is one chunk (or there is no batch, the
+      data being closed over), JVP otherwise.
+  """
+
+  JVP = 'jvp'
+  LINEARIZE = 'linearize'
+  AUTO = 'auto'
+
+
+def num_chunks(batch: Batch) -> int:
+  """Length of the leading chunk axis shared by all leaves of `batch`."""
+  sizes = {leaf.shape[0] for leaf in jax.tree.leaves(batch)}
+  if len(sizes) != 1:
+    raise ValueError(
+        f'batch leaves must share one leading chunk axis, got sizes {sizes}')
+  return sizes.pop()
+
+
+def _mean_loss_and_grad(loss_fn: LossFn, batch: Batch,
+                        loss_args: Sequence[Any]) -> Callable[[Params], Any]:
+  """params -> (loss, grad) of the batch-mean loss, scanning over chunks."""
+  value_and_grad = jax.value_and_grad(loss_fn)
+  if batch is None:
+    return lambda params: value_and_grad(params, *loss_args)
+
+  count = num_chunks(batch)
+
+  def fn(params):
+    def body(carry, chunk):
+      loss_sum, grad_sum = carry
+      loss, grad = value_and_grad(params, chunk, *loss_args)
+      return (loss_sum + loss, optax.tree.add(grad_sum, grad)), None
+
+    chunk0 = jax.tree.map(lambda x: x[0], batch)
+    loss_shape = jax.eval_shape(loss_fn, params, chunk0, *loss_args)
+    init = (jnp.zeros((), loss_shape.dtype), optax.tree.zeros_like(params))
+    (loss_sum, grad_sum), _ = lax.scan(body, init, batch)
+    return loss_sum / count, optax.tree.scale(1.0 / count, grad_sum)
+
+  return fn
+
+
+def loss_and_grad(loss_fn: LossFn, params: Params, *, batch: Batch = None,
+                  loss_args: Sequence[Any] = ()) -> tuple[jax.Array, Params]:
+  """The batch-mean loss and its gradient.
+
+  Args:
+    loss_fn: `loss_fn(params, *loss_args)` if `batch` is None, else
+      `loss_fn(params, chunk, *loss_args)` returning one chunk's mean loss.
+    params: the point, a pytree of arrays.
+    batch: None, or a pytree whose leaves have a leading chunk axis.
+    loss_args: extra positional arguments for `loss_fn` (e.g. model state).
+
+  Returns:
+    `(loss, grad)`, `grad` shaped like `params`.
+  """
+  return _mean_loss_and_grad(loss_fn, batch, tuple(loss_args))(params)
+
+
+def hvp(loss_fn: LossFn, params: Params, tangent: Params, *,
+        batch: Batch = None, loss_args: Sequence[Any] = ()) -> Params:
+  """Hessian-vector product H·tangent by forward-over-reverse differentiation.
+
+  The product is `jax.jvp(grad(loss), (params,), (tangent,))`; over a chunked
+  batch it is the mean of the per-chunk products, accumulated by `lax.scan`.
+
+  Args:
+    loss_fn: as in `loss_and_grad`.
+    params: the point.
+    tangent: a pytree shaped like `params`.
+    batch: None, or a pytree whose leaves have a leading chunk axis.
+    loss_args: extra positional arguments for `loss_fn`.
+
+  Returns:
+    H·tangent, shaped like `params`.
+  """
+  grad_fn = _mean_loss_and_grad(loss_fn, batch, tuple(loss_args))
+  _, (_, out) = jax.jvp(grad_fn, (params,), (tangent,))
+  return out
+
+
+class Preconditioner(abc.ABC):
+  """Extension point for a symmetric positive definite preconditioner P.
+
+  Preconditioned sharpness is λ1(P^-1/2 H P^-1/2), so Lanczos only needs
+  P^-1/2 applied to a params-shaped pytree. Subclasses implement
+  `apply_inv_sqrt`; `DiagonalPreconditioner` is the diagonal special case.
+  To be passed to a compiled sharpness function a subclass must be a
+  registered pytree (e.g. via `jax.tree_util.register_dataclass`) whose array
+  state is in its leaves.
+  """
+
+  @abc.abstractmethod
+  def apply_inv_sqrt(self, tree: Params) -> Params:
+    """Returns P^-1/2 · tree for a params-shaped pytree."""
+
+  def validate(self, params: Params) -> None:
+    """Raises ValueError if the preconditioner does not fit `params`."""
+    del params
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class DiagonalPreconditioner(Preconditioner):
+  """P = diag(diagonal), with `diagonal` a params-shaped pytree of entries > 0.
+
+  Attributes:
+    diagonal: the diagonal of P, a pytree with the structure and leaf shapes
+      of the parameters.
+  """
+
+  diagonal: Params
+
+  def apply_inv_sqrt(self, tree: Params) -> Params:
+    return jax.tree.map(lambda v, d: v * lax.rsqrt(d).astype(v.dtype), tree,
+                        self.diagonal)
+
+  def validate(self, params: Params) -> None:
+    validate_diagonal(self.diagonal, params)
+
+
+@jax.jit
+def _bad_entry_counts(leaves: list[jax.Array]) -> jax.Array:
+  return jnp.stack([jnp.sum(~(jnp.isfinite(d) & (d > 0))) for d in leaves])
+
+
+def validate_diagonal(diagonal: Params, params: Params) -> None:
+  """Checks that `diagonal` matches `params` and has finite entries > 0.
+
+  The value check needs concrete arrays; under a trace it is skipped.
+
+  Raises:
+    ValueError: naming the problem (structure, leaf shape, or the leaf with
+      entries that are not finite and > 0).
+  """
+  p_struct = jax.tree.structure(params)
+  d_struct = jax.tree.structure(diagonal)
+  if p_struct != d_struct:
+    raise ValueError(
+        f'preconditioner structure does not match params: expected '
+        f'{p_struct}, got {d_struct}')
+  d_leaves = jax.tree_util.tree_flatten_with_path(diagonal)[0]
+  for (path, d), p in zip(d_leaves, jax.tree.leaves(params)):
+    name = jax.tree_util.keystr(path) or '<root>'
+    if jnp.shape(d) != jnp.shape(p):
+      raise ValueError(
+          f'preconditioner leaf {name} has shape {jnp.shape(d)}, params leaf '
+          f'has shape {jnp.shape(p)}')
+  concrete = [(path, d) for path, d in d_leaves
+              if not isinstance(d, jax.core.Tracer)]
+  if not concrete:
+    return
+  # One compiled reduction, one small transfer: bad entries per leaf.
+  counts = np.asarray(_bad_entry_counts([d for _, d in concrete]))
+  for (path, d), count in zip(concrete, counts):
+    if count:
+      name = jax.tree_util.keystr(path) or '<root>'
+      raise ValueError(
+          f'preconditioner diagonal must be finite and > 0 everywhere: leaf '
+          f'{name} has {int(count)} bad entries (min {float(jnp.min(d))!r})')
+
+
+def as_preconditioner(preconditioner: Any) -> Preconditioner | None:
+  """None stays None; a Preconditioner is kept; other pytrees are diagonals."""
+  if preconditioner is None or isinstance(preconditioner, Preconditioner):
+    return preconditioner
+  return DiagonalPreconditioner(preconditioner)
+
+
+class FlatOperator(NamedTuple):
+  """A symmetric operator on flat vectors, with what was computed on the way.
+
+  Attributes:
+    matvec: flat vector (dim,) -> flat vector (dim,), in the basis dtype.
+    dim: number of parameters.
+    unravel: flat vector -> params-shaped pytree.
+    loss: the batch-mean loss at params.
+    grad: its gradient, shaped like params.
+  """
+
+  matvec: Callable[[jax.Array], jax.Array]
+  dim: int
+  unravel: Callable[[jax.Array], Params]
+  loss: jax.Array
+  grad: Params
+
+
+def resolve_mode(mode: HvpMode | str, batch: Batch) -> HvpMode:
+  """Turns AUTO into JVP or LINEARIZE for this batch."""
+  mode = HvpMode(mode)
+  if mode is not HvpMode.AUTO:
+    return mode
+  if batch is None or num_chunks(batch) == 1:
+    return HvpMode.LINEARIZE
+  return HvpMode.JVP
+
+
+def hessian_operator(loss_fn: LossFn, params: Params, *, batch: Batch = None,
+                     loss_args: Sequence[Any] = (),
+                     preconditioner: Preconditioner | None = None,
+                     mode: HvpMode | str = HvpMode.AUTO,
+                     dtype: Any = None) -> FlatOperator:
+  """v -> P^-1/2 H P^-1/2 v on flat vectors (H alone when P is None).
+
+  Call inside `jax.jit`: with LINEARIZE the linearisation is traced once and
+  reused by every product.
+
+  Args:
+    loss_fn: as in `loss_and_grad`.
+    params: the point.
+    batch: None, or a pytree whose leaves have a leading chunk axis.
+    loss_args: extra positional arguments for `loss_fn`.
+    preconditioner: None or a `Preconditioner`.
+    mode: an `HvpMode` (or its value).
+    dtype: dtype of the flat vectors; None for the params' dtype (at least
+      float32).
+
+  Returns:
+    A `FlatOperator`.
+  """
+  flat_params, unravel = ravel_pytree(params)
+  if dtype is None:
+    dtype = jnp.promote_types(flat_params.dtype, jnp.float32)
+  grad_fn = _mean_loss_and_grad(loss_fn, batch, tuple(loss_args))
+  if resolve_mode(mode, batch) is HvpMode.LINEARIZE:
+    (loss, grad), lin = jax.linearize(grad_fn, params)
+    tree_hvp = lambda t: lin(t)[1]
+  else:
+    loss, grad = grad_fn(params)
+    tree_hvp = lambda t: jax.jvp(grad_fn, (params,), (t,))[1][1]
+
+  if preconditioner is None:
+    scale = lambda t: t
+  else:
+    scale = preconditioner.apply_inv_sqrt
+
+  def matvec(v: jax.Array) -> jax.Array:
+    out = scale(tree_hvp(scale(unravel(v.astype(flat_params.dtype)))))
+    return ravel_pytree(out)[0].astype(dtype)
+
+  return FlatOperator(matvec, flat_params.size, unravel, loss, grad)

@@ -1,0 +1,289 @@
+"""Sharpness probes: top Hessian eigenvalues of a loss, compiled once."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+import optax
+
+from harness.curvature import _lanczos
+from harness.curvature import _operators
+from harness.curvature._operators import Batch, HvpMode, LossFn, Params
+
+
+class SharpnessResult(NamedTuple):
+  """What a sharpness probe measured.
+
+  Attributes:
+    eigenvalues: (k,) top eigenvalues of H, or of P^-1/2 H P^-1/2 when a
+      preconditioner is given, descending.
+    eigenvectors: None unless asked for; else a params-shaped pytree whose
+      leaves carry a leading axis of size k (row i is the unit Ritz vector of
+      `eigenvalues[i]`). With a preconditioner they are eigenvectors of the
+      symmetric P^-1/2 H P^-1/2 (those of P⁻¹H are P^-1/2 times them). They
+      are the right `init_vectors` for the next probe.
+    residuals: (k,) residual norms ‖A y − θ y‖ of the Ritz pairs.
+    num_hvps: Hessian-vector products used (int32 scalar).
+    converged: whether every residual is ≤ tol·|θ| (bool scalar; tol is
+      1e-3 when no early stopping was asked for).
+    loss: the batch-mean loss at params.
+    grad_norm: the Euclidean norm of its gradient.
+  """
+
+  eigenvalues: jax.Array
+  eigenvectors: Params | None
+  residuals: jax.Array
+  num_hvps: jax.Array
+  converged: jax.Array
+  loss: jax.Array
+  grad_norm: jax.Array
+
+
+def _flat_init(init_vectors: Any, params: Params, dim: int,
+               dtype) -> jax.Array | None:
+  """Init vectors as (j, dim): a params pytree, a stacked one, or flat."""
+  if init_vectors is None:
+    return None
+  p_leaves, p_struct = jax.tree.flatten(params)
+  i_leaves, i_struct = jax.tree.flatten(init_vectors)
+  if i_struct == p_struct:
+    shapes = [(jnp.shape(i), jnp.shape(p)) for i, p in zip(i_leaves, p_leaves)]
+    if all(i == p for i, p in shapes):
+      return ravel_pytree(init_vectors)[0].astype(dtype)[None]
+    stacked = all(len(i) == len(p) + 1 and i[1:] == p for i, p in shapes)
+    if stacked and len({i[0] for i, _ in shapes}) == 1:
+      return jax.vmap(lambda t: ravel_pytree(t)[0])(init_vectors).astype(dtype)
+  if len(i_leaves) == 1 and jnp.ndim(i_leaves[0]) in (1, 2):
+    flat = jnp.asarray(i_leaves[0], dtype)
+    if flat.shape[-1] == dim:
+      return flat.reshape(-1, dim)
+  raise ValueError(
+      'init_vectors must be a params-shaped pytree, one whose leaves have a '
+      f'leading axis, or a flat ({dim},) / (j, {dim}) array; got structure '
+      f'{i_struct} with shapes {[jnp.shape(x) for x in i_leaves]}')
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+  k: int
+  num_iterations: int
+  tol: float | None
+  check_every: int
+  return_vectors: bool
+  dtype: Any
+  hvp_mode: HvpMode
+  breakdown_tol: float | None
+
+
+def _probe(loss_fn: LossFn, config: _Config, params: Params, batch: Batch,
+           preconditioner: _operators.Preconditioner | None, init_vectors: Any,
+           key: jax.Array, loss_args: tuple[Any, ...]) -> SharpnessResult:
+  dtype = config.dtype
+  if dtype is None:
+    dtype = jnp.promote_types(ravel_pytree(params)[0].dtype, jnp.float32)
+  op = _operators.hessian_operator(
+      loss_fn, params, batch=batch, loss_args=loss_args,
+      preconditioner=preconditioner, mode=config.hvp_mode, dtype=dtype)
+  m = config.num_iterations
+  if not 1 <= config.k <= m <= op.dim:
+    raise ValueError(
+        f'need 1 <= k <= num_iterations <= number of parameters, got '
+        f'k={config.k}, num_iterations={m}, parameters={op.dim}')
+  breakdown_tol = config.breakdown_tol
+  if breakdown_tol is None:
+    breakdown_tol = 10 * float(jnp.finfo(dtype).eps)
+  start_key, loop_key = jax.random.split(key)
+  v0 = _lanczos.start_vector(_flat_init(init_vectors, params, op.dim, dtype),
+                             start_key, op.dim, dtype)
+  out = _lanczos.lanczos_from(
+      op.matvec, v0, loop_key, num_iterations=m, k=config.k, tol=config.tol,
+      check_every=config.check_every, return_vectors=config.return_vectors,
+      breakdown_tol=breakdown_tol)
+  vectors = None
+  if out.eigenvectors is not None:
+    vectors = jax.vmap(op.unravel)(out.eigenvectors)
+  return SharpnessResult(out.eigenvalues, vectors, out.residuals,
+                         out.num_matvecs, out.converged, op.loss,
+                         optax.tree.norm(op.grad))
+
+
+class SharpnessFn:
+  """A compiled sharpness probe; see `make_sharpness_fn`.
+
+  Attributes:
+    jitted: the underlying `jax.jit` function, with signature
+      `(params, batch, preconditioner, init_vectors, key, loss_args)`
+      (for `.lower(...)`, `.trace(...)` or cache inspection).
+  """
+
+  def __init__(self, loss_fn: LossFn, config: _Config, seed: int,
+               validate: bool):
+    self._config = config
+    self._validate = validate
+    self._seed = seed
+    self.jitted = jax.jit(
+        lambda *args: _probe(loss_fn, config, *args))
+
+  def __call__(self, params: Params, batch: Batch = None,
+               preconditioner: Any = None, init_vectors: Any = None, *,
+               key: jax.Array | None = None,
+               loss_args: Sequence[Any] = ()) -> SharpnessResult:
+    """Runs the probe.
+
+    Args:
+      params: the point, a pytree of arrays (may be sharded/replicated).
+      batch: None (the loss closes over its data), or a pytree whose leaves
+        have a leading chunk axis `(num_chunks, chunk_size, ...)`; its example
+        axis (1) may be sharded across devices.
+      preconditioner: None (sharpness of H), a params-shaped pytree giving
+        the diagonal of P (entries > 0), or a `Preconditioner`.
+      init_vectors: warm start: None, or the previous result's
+        `eigenvectors` (a stacked pytree), a params-shaped pytree, or flat
+        (dim,) / (j, dim). Zeros give a random start; use
+        `initial_vectors(params)` on the first probe to compile only once.
+      key: PRNG key for the random start (default from `seed`).
+      loss_args: extra positional arguments for `loss_fn` (e.g. model
+        state), traced, so new values do not recompile.
+
+    Returns:
+      A `SharpnessResult`.
+
+    Raises:
+      ValueError: if the preconditioner does not match params or has entries
+        that are not finite and > 0 (checked on the host when `validate`).
+    """
+    preconditioner = _operators.as_preconditioner(preconditioner)
+    if self._validate and preconditioner is not None:
+      preconditioner.validate(params)
+    if key is None:
+      key = jax.random.key(self._seed)
+    return self.jitted(params, batch, preconditioner, init_vectors, key,
+                       tuple(loss_args))
+
+  def initial_vectors(self, params: Params) -> Params:
+    """Zero warm-start vectors shaped like a result's `eigenvectors`."""
+    k = self._config.k
+    return jax.tree.map(lambda p: jnp.zeros((k,) + jnp.shape(p), p.dtype),
+                        params)
+
+
+def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
+                      num_iterations: int = 20, tol: float | None = None,
+                      check_every: int = 2, return_vectors: bool = False,
+                      dtype: Any = None,
+                      hvp_mode: HvpMode | str = HvpMode.AUTO,
+                      breakdown_tol: float | None = None, seed: int = 0,
+                      validate: bool = True) -> SharpnessFn:
+  """Builds a sharpness probe compiled once and reused at every call.
+
+  The returned `SharpnessFn` is called as
+  `fn(params, batch, preconditioner, init_vectors) -> SharpnessResult`.
+  Calls with arrays of the same shapes, dtypes and shardings (and the same
+  None-ness of `batch`, `preconditioner` and `init_vectors`) reuse one
+  compilation. Nothing in it pins a device: with params replicated and the
+  batch's example axis sharded over a mesh, the products run sharded and the
+  Lanczos vectors stay replicated.
+
+  Args:
+    loss_fn: `loss_fn(params, *loss_args)` when called without a batch, else
+      `loss_fn(params, chunk, *loss_args)` returning the chunk's mean loss.
+    k: number of top eigenvalues.
+    num_iterations: maximum Lanczos iterations (= Hessian-vector products).
+    tol: if set, stop once every top-k residual ≤ tol·|θ| (checked every
+      `check_every` iterations on the device).
+    check_every: iterations between residual checks.
+    return_vectors: also return the top-k eigenvectors (for warm starts).
+    dtype: dtype of the Lanczos basis; None for the params' (≥ float32).
+    hvp_mode: an `HvpMode`: 'jvp', 'linearize' or 'auto' (linearize when the
+      batch is a single chunk, whose residuals then fit in memory).
+    breakdown_tol: relative β below which Lanczos restarts (default
+      10·eps).
+    seed: seed of the default PRNG key for the random start vector.
+    validate: check the preconditioner on the host before each call.
+
+  Returns:
+    A `SharpnessFn`.
+
+  References:
+    J. Cohen et al., "Adaptive Gradient Methods at the Edge of Stability",
+    arXiv:2207.14484 (2022): preconditioned sharpness λ1(P^-1/2 H P^-1/2).
+    Z. Yao et al., "PyHessian: Neural Networks Through the Lens of the
+    Hessian", IEEE BigData (2020), arXiv:1912.07145.
+  """
+  config = _Config(k=k, num_iterations=num_iterations, tol=tol,
+                   check_every=check_every, return_vectors=return_vectors,
+                   dtype=dtype, hvp_mode=HvpMode(hvp_mode),
+                   breakdown_tol=breakdown_tol)
+  if k < 1 or num_iterations < k:
+    raise ValueError(
+        f'need 1 <= k <= num_iterations, got k={k}, '
+        f'num_iterations={num_iterations}')
+  if check_every < 1:
+    raise ValueError(f'check_every must be >= 1, got {check_every}')
+  return SharpnessFn(loss_fn, config, seed, validate)
+
+
+def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
+              k: int = 1, preconditioner: Any = None,
+              num_iterations: int = 20, tol: float | None = None,
+              init_vectors: Any = None, return_vectors: bool = False,
+              dtype: Any = None, seed: int = 0,
+              hvp_mode: HvpMode | str = HvpMode.AUTO, check_every: int = 2,
+              loss_args: Sequence[Any] = ()) -> SharpnessResult:
+  """Top-k eigenvalues of the loss Hessian (or preconditioned Hessian).
+
+  Computes λ1 ≥ … ≥ λk of H, the Hessian of the batch-mean loss at `params`,
+  or of P^-1/2 H P^-1/2 (same eigenvalues as P⁻¹H) when `preconditioner` is
+  given, by Lanczos with full reorthogonalisation on Hessian-vector products
+  (forward-over-reverse). Compiles on each call; inside training use
+  `make_sharpness_fn`, which compiles once.
+
+  Args:
+    loss_fn: `loss_fn(params, *loss_args)`, or `loss_fn(params, chunk,
+      *loss_args)` when `batch` is given.
+    params: the point, a pytree of arrays. For a float64 Hessian pass
+      float64 params with `jax_enable_x64` on.
+    batch: None, or a pytree whose leaves have a leading chunk axis
+      `(num_chunks, chunk_size, ...)`; H is the mean over chunks.
+    k: number of top eigenvalues.
+    preconditioner: None; a params-shaped pytree with the diagonal of P
+      (finite entries > 0, else ValueError); or a `Preconditioner` for a
+      non-diagonal P (implements `apply_inv_sqrt(tree) -> P^-1/2 tree`).
+    num_iterations: maximum Lanczos iterations (= Hessian-vector products).
+    tol: if set, stop early once every top-k residual ≤ tol·|θ|.
+    init_vectors: warm start (e.g. a previous result's `eigenvectors`): a
+      stacked or single params-shaped pytree, or flat (dim,) / (j, dim).
+    return_vectors: also return the eigenvectors, as a params-shaped pytree
+      with a leading axis of size k.
+    dtype: dtype of the Lanczos basis; None for the params' (≥ float32).
+    seed: seed of the random start vector.
+    hvp_mode: 'jvp', 'linearize' or 'auto' (see `HvpMode`).
+    check_every: iterations between residual checks when `tol` is set.
+    loss_args: extra positional arguments for `loss_fn`.
+
+  Returns:
+    A `SharpnessResult`.
+
+  Raises:
+    ValueError: on a preconditioner that does not match `params` or has
+      entries that are not finite and > 0, or inconsistent sizes.
+
+  Example:
+    >>> loss = lambda w: jnp.sum(jnp.array([1.0, 3.0]) * w ** 2) / 2
+    >>> float(sharpness(loss, jnp.ones(2), num_iterations=2).eigenvalues[0])
+    3.0
+
+  References:
+    C. Lanczos (1950); G. H. Golub and C. F. Van Loan, "Matrix Computations";
+    J. Cohen et al., arXiv:2207.14484 (2022); Z. Yao et al., PyHessian (2020).
+  """
+  fn = make_sharpness_fn(
+      loss_fn, k=k, num_iterations=num_iterations, tol=tol,
+      check_every=check_every, return_vectors=return_vectors, dtype=dtype,
+      hvp_mode=hvp_mode, seed=seed)
+  return fn(params, batch, preconditioner, init_vectors,
+            loss_args=tuple(loss_args))
