@@ -20,7 +20,6 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
-import numpy as np
 import optax
 
 Params = Any  # A pytree of arrays.
@@ -191,13 +190,14 @@ def validate_diagonal(diagonal: Params, params: Params) -> None:
   if not concrete:
     return
   # One compiled reduction, one small transfer: bad entries per leaf.
-  counts = np.asarray(_bad_entry_counts([d for _, d in concrete]))
+  counts = jax.device_get(_bad_entry_counts([d for _, d in concrete]))
   for (path, d), count in zip(concrete, counts):
     if count:
       name = jax.tree_util.keystr(path) or '<root>'
       raise ValueError(
           f'preconditioner diagonal must be finite and > 0 everywhere: leaf '
-          f'{name} has {int(count)} bad entries (min {float(jnp.min(d))!r})')
+          f'{name} has {int(count)} bad entries (min '
+          f'{float(jax.device_get(jnp.min(d)))!r})')
 
 
 def as_preconditioner(preconditioner: Any) -> Preconditioner | None:

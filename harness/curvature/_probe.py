@@ -77,6 +77,7 @@ class _Config:
   dtype: Any
   hvp_mode: HvpMode
   breakdown_tol: float | None
+  seed: int
 
 
 def _probe(loss_fn: LossFn, config: _Config, params: Params, batch: Batch,
@@ -96,6 +97,8 @@ def _probe(loss_fn: LossFn, config: _Config, params: Params, batch: Batch,
   breakdown_tol = config.breakdown_tol
   if breakdown_tol is None:
     breakdown_tol = 10 * float(jnp.finfo(dtype).eps)
+  if key is None:
+    key = jax.random.key(config.seed)  # A constant of the compiled program.
   start_key, loop_key = jax.random.split(key)
   v0 = _lanczos.start_vector(_flat_init(init_vectors, params, op.dim, dtype),
                              start_key, op.dim, dtype)
@@ -120,11 +123,9 @@ class SharpnessFn:
       (for `.lower(...)`, `.trace(...)` or cache inspection).
   """
 
-  def __init__(self, loss_fn: LossFn, config: _Config, seed: int,
-               validate: bool):
+  def __init__(self, loss_fn: LossFn, config: _Config, validate: bool):
     self._config = config
     self._validate = validate
-    self._seed = seed
     self.jitted = jax.jit(
         lambda *args: _probe(loss_fn, config, *args))
 
@@ -145,7 +146,8 @@ class SharpnessFn:
         `eigenvectors` (a stacked pytree), a params-shaped pytree, or flat
         (dim,) / (j, dim). Zeros give a random start; use
         `initial_vectors(params)` on the first probe to compile only once.
-      key: PRNG key for the random start (default from `seed`).
+      key: PRNG key for the random start; None for a key made from `seed`
+        inside the compiled program (no transfer).
       loss_args: extra positional arguments for `loss_fn` (e.g. model
         state), traced, so new values do not recompile.
 
@@ -159,8 +161,6 @@ class SharpnessFn:
     preconditioner = _operators.as_preconditioner(preconditioner)
     if self._validate and preconditioner is not None:
       preconditioner.validate(params)
-    if key is None:
-      key = jax.random.key(self._seed)
     return self.jitted(params, batch, preconditioner, init_vectors, key,
                        tuple(loss_args))
 
@@ -217,14 +217,14 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
   config = _Config(k=k, num_iterations=num_iterations, tol=tol,
                    check_every=check_every, return_vectors=return_vectors,
                    dtype=dtype, hvp_mode=HvpMode(hvp_mode),
-                   breakdown_tol=breakdown_tol)
+                   breakdown_tol=breakdown_tol, seed=seed)
   if k < 1 or num_iterations < k:
     raise ValueError(
         f'need 1 <= k <= num_iterations, got k={k}, '
         f'num_iterations={num_iterations}')
   if check_every < 1:
     raise ValueError(f'check_every must be >= 1, got {check_every}')
-  return SharpnessFn(loss_fn, config, seed, validate)
+  return SharpnessFn(loss_fn, config, validate)
 
 
 def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
