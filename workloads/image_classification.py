@@ -147,27 +147,33 @@ class FashionMnistFC(_FC):
 class FashionMnistFCMSE(FashionMnistFC):
   """As `fmnist_fc` with the MSE loss on one-hot targets (Cohen et al. 2021).
 
-  Train-loss threshold 0.05: half the squared error is far smaller than the
-  cross-entropy at equal fit.
+  Target: validation accuracy 0.83. Measured on the bundled subset (eval
+  every 100 steps): Adam (η = 1e-3) passes it by step 100 and ends near
+  0.86; GD (η = 0.02) reaches 0.833 at step 1,000, so the 2,000-step budget
+  leaves it room. Train-loss threshold 0.05: half the squared error is far
+  smaller than the cross-entropy at equal fit.
   """
 
   name = 'fmnist_fc_mse'
   loss_type = base.LossType.MEAN_SQUARED_ERROR
+  target_value = 0.83
   train_loss_threshold = 0.05
 
 
 class FashionMnistCNN(_CNN):
   """The paper's CNN on 5,000 Fashion-MNIST images, full batch.
 
-  Target: validation accuracy 0.83, above what the FC network reaches in the
-  same budget, so it needs the convolutions to help. Budget: 1,000 steps,
-  one hour: each full-batch step costs about ten FC steps on a CPU.
+  Tier small: a full-batch step of this CNN on 5,000 images takes about
+  10 s on 2 CPU cores, so it is a one-GPU workload despite its data.
+  Target: validation accuracy 0.86, provisional until measured on a GPU:
+  the FC network plateaus at 0.85-0.86 on this subset, and the target asks
+  the convolutions to beat it. Budget: 1,000 steps, one hour.
   """
 
   name = 'fmnist_cnn'
-  tier = base.Tier.SMOKE
+  tier = base.Tier.SMALL
   dataset_name = 'fashion_mnist'
-  target_value = 0.83
+  target_value = 0.86
   step_budget = 1000
   runtime_budget_s = 3600.0
   default_regime = _FULL_BATCH_5K
@@ -177,10 +183,11 @@ class FashionMnistCNN(_CNN):
 class Cifar10FC(_FC):
   """The paper's FC network on a 5,000-image CIFAR-10 subset (its Fig. 1).
 
-  Target: validation accuracy 0.40. MLPs trained on 5k CIFAR-10 images reach
-  about 0.40-0.45 test accuracy (Cohen et al. 2021 report the training side
-  only; 0.40 is reachable by both GD and Adam before they overfit).
-  Budget: 5,000 steps, one hour on one GPU.
+  Target: validation accuracy 0.40, provisional until measured (CIFAR
+  cannot be read offline here): MLPs trained on a few thousand CIFAR-10
+  images generalise to about 0.40-0.45, and Cohen et al. (2021) train this
+  network for thousands of full-batch steps. Budget: 5,000 steps, one hour
+  on one GPU.
   """
 
   name = 'cifar10_fc'
@@ -204,8 +211,9 @@ class Cifar10FCMSE(Cifar10FC):
 class Cifar10CNN(_CNN):
   """The paper's CNN on a 5,000-image CIFAR-10 subset (its Fig. 4, left).
 
-  Target: validation accuracy 0.50, which this CNN passes on 5k images
-  before overfitting. Budget: 2,000 steps (the paper's Fig. 4 run length).
+  Target: validation accuracy 0.50, provisional until measured: small CNNs
+  trained on 5k CIFAR-10 images generalise to about 0.5-0.6. Budget: 2,000
+  steps (the paper's Fig. 4 run length).
   """
 
   name = 'cifar10_cnn'
@@ -221,8 +229,9 @@ class Cifar10CNN(_CNN):
 class Cifar100FC(_FC):
   """The FC network on a 5,000-image CIFAR-100 subset.
 
-  Target: validation accuracy 0.12 (about 50 examples a class; an MLP gets
-  to 0.12-0.15 before it overfits). Budget: 5,000 steps, one hour.
+  Target: validation accuracy 0.12, provisional until measured: with about
+  50 examples a class an MLP generalises to roughly 0.12-0.15. Budget: 5,000
+  steps, one hour.
   """
 
   name = 'cifar100_fc'
