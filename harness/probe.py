@@ -50,6 +50,7 @@ class CurvatureProbe:
                parallel: mesh_lib.DataParallel, max_steps: int):
     self.config = config
     self.submission = submission
+    self.parallel = parallel
     self.dynamics = submission.dynamics()
     size = regime.train_size if regime.full_batch else min(
         workload.curvature_batch_size, regime.train_size)
@@ -77,7 +78,9 @@ class CurvatureProbe:
   def _eigen(self, name: str, params, model_state, preconditioner):
     init = self._warm.get(name)
     if init is None and self.config.warm_start:
-      init = self._sharpness.initial_vectors(params)
+      # Replicated like the eigenvectors later probes pass back, so the
+      # first warm start does not compile a second variant.
+      init = self.parallel.replicate(self._sharpness.initial_vectors(params))
     result = self._sharpness(params, self.batch, preconditioner, init,
                              loss_args=(model_state,))
     if self.config.warm_start:
