@@ -116,7 +116,9 @@ def main(argv):
   from harness import runner  # pylint: disable=g-import-not-at-top
   result = runner.train(config_from_flags())
   print(result.run_dir)
-  return 0 if result.status != runner.Status.ERROR else 1
+  # Diverged and out-of-budget runs are results; an interrupted run is not
+  # finished, and says so to the scheduler (128 + SIGINT, as a shell does).
+  return 130 if result.status == runner.Status.INTERRUPTED else 0
 
 
 if __name__ == '__main__':

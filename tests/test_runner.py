@@ -162,40 +162,37 @@ def test_runner_subprocess_rejects_bad_flags(tmp_path):
   assert 'adam_nobc' in out.stderr  # Lists the known baselines.
 
 
-def test_sigterm_interrupts_cleanly_and_keeps_records(tmp_path):
+def _start_long_gd_run(tmp_path, *flags) -> tuple[subprocess.Popen,
+                                                   pathlib.Path]:
+  """Starts an endless GD run; returns it once 3 evaluations are on disk."""
   proc = subprocess.Popen(
       _runner_command(tmp_path, '--submission=gd', '--max_steps=100000',
-                      '--eval_every=5', '--log_every=1'),
-      cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True)
-  metrics = (tmp_path / 'fmnist_fc' / 'gd' / 'study_0' / 'trial_0' /
-             records.METRICS_FILE)
+                      '--eval_every=2', '--quiet', *flags),
+      cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL)
+  run_dir = tmp_path / 'fmnist_fc' / 'gd' / 'study_0' / 'trial_0'
+  metrics = run_dir / records.METRICS_FILE
   deadline = time.time() + 120
   while time.time() < deadline and (
       not metrics.exists() or metrics.read_text().count('\n') < 3):
-    time.sleep(0.2)
+    time.sleep(0.1)
+  return proc, run_dir
+
+
+def test_sigterm_interrupts_cleanly_and_keeps_records(tmp_path):
+  proc, run_dir = _start_long_gd_run(tmp_path, '--log_every=1')
   proc.send_signal(signal.SIGTERM)
-  proc.communicate(timeout=120)
-  run = records.read_run(metrics.parent)
+  assert proc.wait(timeout=120) == 130
+  run = records.read_run(run_dir)
   assert run.summary['status'] == 'interrupted'
   assert len(run.metrics) >= 3 and not run.warnings
 
 
 def test_killed_process_leaves_readable_records(tmp_path):
-  proc = subprocess.Popen(
-      _runner_command(tmp_path, '--submission=gd', '--max_steps=100000',
-                      '--eval_every=2', '--quiet'),
-      cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL)
-  metrics = (tmp_path / 'fmnist_fc' / 'gd' / 'study_0' / 'trial_0' /
-             records.METRICS_FILE)
-  deadline = time.time() + 120
-  while time.time() < deadline and (
-      not metrics.exists() or metrics.read_text().count('\n') < 3):
-    time.sleep(0.1)
+  proc, run_dir = _start_long_gd_run(tmp_path)
   proc.kill()
   proc.wait()
-  run = records.read_run(metrics.parent)
+  run = records.read_run(run_dir)
   assert run.status == records.Status.RUNNING
   assert len(run.metrics) >= 3
 
