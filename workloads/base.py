@@ -230,6 +230,10 @@ class Workload(abc.ABC):
     grad_fn = jax.value_and_grad(
         functools.partial(self.chunk_loss, mode=ForwardPassMode.TRAIN,
                           update_batch_norm=True), has_aux=True)
+    if num_chunks == 1:  # A minibatch: no loop for XLA to keep.
+      chunk = jax.tree.map(lambda x: x[0], batch)
+      (loss, model_state), grad = grad_fn(params, model_state, chunk, rng)
+      return (loss, model_state), grad
 
     def body(carry, xs):
       loss_sum, grad_sum, state = carry
