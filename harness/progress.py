@@ -1,4 +1,9 @@
-"""Progress lines for long runs: step, loss, steps/s, ETA."""
+"""Progress lines for long runs: step, loss, steps/s, ETA.
+
+Steps/s is training speed (steps per second of submission time); the ETA is
+by the wall clock since the first report, so it counts evaluation and
+curvature probes too.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ class Progress:
     self._last_print = -float('inf')
     self._rate_mark: tuple[float, int] | None = None
     self._last_rate = 0.0
+    self._wall_mark: tuple[float, int] | None = None
+    self._wall_mark: tuple[float, int] | None = None
 
   def step(self, step: int, submission_time_s: float, loss: float,
            extra: str = '', force: bool = False) -> None:
@@ -28,8 +35,7 @@ class Progress:
                       self.min_interval_s):
       return
     rate = self._rate(step, submission_time_s)
-    eta = '?' if not rate else str(datetime.timedelta(
-        seconds=round((self.total_steps - step) / rate)))
+    eta = self._eta(step, now)
     line = (f'step {step:>{len(str(self.total_steps))}}/{self.total_steps} | '
             f'loss {loss:.4g} | {rate:.1f} steps/s | ETA {eta}')
     self.message(f'{line}{" | " + extra if extra else ""}')
@@ -46,6 +52,16 @@ class Progress:
     else:
       self._last_rate = (step - mark[1]) / (submission_time_s - mark[0])
     return self._last_rate
+
+  def _eta(self, step: int, now: float) -> str:
+    if self._wall_mark is None:
+      self._wall_mark = (now, step)
+    start, first_step = self._wall_mark
+    if step <= first_step:
+      return '?'
+    seconds_per_step = (now - start) / (step - first_step)
+    return str(datetime.timedelta(
+        seconds=round((self.total_steps - step) * seconds_per_step)))
 
   def message(self, text: str) -> None:
     if not self.quiet:
