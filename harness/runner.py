@@ -308,8 +308,9 @@ class _TrainingLoop:
         self.solution_step is None):
       self.solution_step = self.step
       events.append('solution')
-    if self.probe is not None and (events or self.probe.due(self.step)):
-      self._probe(events[-1] if events else 'schedule', train_loss)
+    at_events = events and self.config.curvature.at_events
+    if self.probe is not None and (at_events or self.probe.due(self.step)):
+      self._probe(events[-1] if at_events else 'schedule', train_loss)
     if 'target' in events and self.config.stop_at_target:
       self._final_measurements()
       raise _Stop(Status.REACHED_TARGET)
@@ -324,7 +325,8 @@ class _TrainingLoop:
   def _final_measurements(self) -> None:
     if not self.eval_results or self.eval_results[-1][0] != self.step:
       self._evaluate()
-    if self.probe is not None and self.probe.last_step != self.step:
+    if (self.probe is not None and self.config.curvature.at_events and
+        self.probe.last_step != self.step):
       self._probe('final')
 
   def _save_preconditioner(self) -> None:

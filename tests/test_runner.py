@@ -235,3 +235,22 @@ def test_tfds_workload_with_mock_data(tmp_path):
   assert [m['step'] for m in run.metrics] == [0, 2, 4]
   assert all(np.isfinite(m['train_loss']) for m in run.metrics)
   assert run.meta['workload']['name'] == 'cifar10_fc'
+
+
+def test_frozen_adam_from_a_saved_preconditioner(tmp_path):
+  """Adam's P saved at step 10 drives frozen Adam from its first step."""
+  probing = config_lib.CurvatureConfig(every=5, at_events=False)
+  adam = _run(tmp_path / 'adam', submission='adam_nobc', max_steps=10,
+              eval_every=10, save_preconditioner_at=(10,), curvature=probing)
+  saved = adam.run_dir / 'preconditioner_step_10.npz'
+  assert saved.exists()
+  adam_norm = records.read_run(adam.run_dir).curvature[-1][
+      'preconditioner_norm']
+  frozen = _run(tmp_path / 'frozen', submission='frozen_adam', max_steps=10,
+                eval_every=10, curvature=probing,
+                hparams={'preconditioner_path': str(saved)})
+  norms = [c['preconditioner_norm'] for c in
+           records.read_run(frozen.run_dir).curvature]
+  assert [c['step'] for c in records.read_run(frozen.run_dir).curvature] == [
+      5, 10]
+  np.testing.assert_allclose(norms, adam_norm, rtol=1e-4)

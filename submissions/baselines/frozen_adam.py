@@ -7,6 +7,10 @@ from the first step on (Fig. 2 and 3 use a preconditioner taken from an Adam
 run). Frozen Adam is preconditioned EMA heavy-ball with a static P, so it
 trains at the classical edge of stability of P⁻¹H: 38/η at β1 = 0.9.
 
+Any preconditioned baseline can be frozen this way: save its P with
+`--save_preconditioner_at=STEP` and pass the file as `preconditioner_path`
+(with `beta1=0` for a method without momentum, such as RMSProp).
+
 References:
   Cohen et al., 2022, Adaptive Gradient Methods at the Edge of Stability,
   arXiv:2207.14484, Sec. 3 and App. D.
