@@ -51,12 +51,13 @@ def _mlp_data(dtype):
   return {'x': x, 'y': y}
 
 
-def _mlp_chunk_loss(params, chunk):
+def tanh_mlp_loss(params, chunk):
+  """Mean cross-entropy of a tanh MLP given as a list of {'w', 'b'}."""
   h = chunk['x']
   for layer in params[:-1]:
     h = jnp.tanh(h @ layer['w'] + layer['b'])
   logits = h @ params[-1]['w'] + params[-1]['b']
-  one_hot = jax.nn.one_hot(chunk['y'], SIZES[-1], dtype=logits.dtype)
+  one_hot = jax.nn.one_hot(chunk['y'], logits.shape[-1], dtype=logits.dtype)
   return -jnp.mean(jnp.sum(one_hot * jax.nn.log_softmax(logits), -1))
 
 
@@ -105,7 +106,7 @@ def mlp64():
   with jax.enable_x64(True):
     params = _mlp_params(jnp.float64)
     data = _mlp_data(jnp.float64)
-    hess = _dense_hessian(lambda p: _mlp_chunk_loss(p, data), params)
+    hess = _dense_hessian(lambda p: tanh_mlp_loss(p, data), params)
     diag = _random_diagonal(params)
     d_flat = np.asarray(ravel_pytree(diag)[0])
     scaled = hess / np.sqrt(np.outer(d_flat, d_flat))
@@ -120,7 +121,7 @@ def mlp64():
 @pytest.fixture(scope='module')
 def mlp_probe():
   """One probe for the MLP tests: compiles once per dtype and P/no P."""
-  return curvature.make_sharpness_fn(_mlp_chunk_loss, k=3, num_iterations=80,
+  return curvature.make_sharpness_fn(tanh_mlp_loss, k=3, num_iterations=80,
                                      return_vectors=True)
 
 
@@ -146,7 +147,7 @@ def test_mlp_top3_float64_matches_dense_hessian(mlp64, mlp_probe,
     if preconditioned:
       return
     # The Ritz vectors are eigenvectors: ‖H y − θ y‖ small, as reported.
-    loss = lambda p: _mlp_chunk_loss(p, mlp64['data'])
+    loss = lambda p: tanh_mlp_loss(p, mlp64['data'])
     for i in range(3):
       y = jax.tree.map(lambda v: v[i], got.eigenvectors)
       assert jax.tree.structure(y) == jax.tree.structure(params)
@@ -200,16 +201,16 @@ def test_chunked_batch_matches_unchunked_loss():
   params = _mlp_params(jnp.float32)
   data = _mlp_data(jnp.float32)
   batch = _chunked(data, 4)
-  whole = lambda p: _mlp_chunk_loss(p, data)
+  whole = lambda p: tanh_mlp_loss(p, data)
   tangent = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=p.dtype)
                                            ).reshape(p.shape), params)
 
   @jax.jit
   def products(params, batch, tangent):
     return (curvature.hvp(whole, params, tangent),
-            curvature.hvp(_mlp_chunk_loss, params, tangent, batch=batch),
+            curvature.hvp(tanh_mlp_loss, params, tangent, batch=batch),
             curvature.loss_and_grad(whole, params),
-            curvature.loss_and_grad(_mlp_chunk_loss, params, batch=batch))
+            curvature.loss_and_grad(tanh_mlp_loss, params, batch=batch))
 
   hvp_w, hvp_c, (loss_w, grad_w), (loss_c, grad_c) = products(
       params, batch, tangent)
@@ -220,7 +221,7 @@ def test_chunked_batch_matches_unchunked_loss():
                              atol=1e-7)
   # The probe on chunks (JVP: one chunk's memory) and on the closed-over data
   # (LINEARIZE) agree.
-  r_c = curvature.sharpness(_mlp_chunk_loss, params, batch=batch, k=2,
+  r_c = curvature.sharpness(tanh_mlp_loss, params, batch=batch, k=2,
                             num_iterations=30, hvp_mode='jvp')
   r_w = curvature.sharpness(whole, params, k=2, num_iterations=30,
                             hvp_mode='linearize')
@@ -278,7 +279,7 @@ def test_warm_start_from_true_eigenvector_needs_fewer_hvps(mlp64):
   params = _cast32(mlp64['params'])
   batch = _chunked(_cast32(mlp64['data']), 1)
   probe = curvature.make_sharpness_fn(
-      _mlp_chunk_loss, k=1, num_iterations=80, tol=1e-4, check_every=2,
+      tanh_mlp_loss, k=1, num_iterations=80, tol=1e-4, check_every=2,
       return_vectors=True)
   # Zeros mean a random start; every call below shares one compilation.
   cold = probe(params, batch, None, probe.initial_vectors(params))
@@ -346,7 +347,7 @@ def test_sharpness_fn_traces_once():
 
   def loss(params, chunk):
     traces.append(1)
-    return _mlp_chunk_loss(params, chunk)
+    return tanh_mlp_loss(params, chunk)
 
   fn = curvature.make_sharpness_fn(loss, k=2, num_iterations=10,
                                    return_vectors=True)
@@ -377,7 +378,7 @@ def test_invalid_preconditioner_values(bad, match):
   params = _mlp_params(jnp.float32)
   diag = jax.tree.map(jnp.ones_like, params)
   diag[1]['w'] = diag[1]['w'].at[3, 4].set(bad)
-  loss = lambda p: _mlp_chunk_loss(p, _mlp_data(jnp.float32))
+  loss = lambda p: tanh_mlp_loss(p, _mlp_data(jnp.float32))
   with pytest.raises(ValueError, match=match) as info:
     curvature.sharpness(loss, params, preconditioner=diag, num_iterations=4)
   assert "[1]['w']" in str(info.value)
@@ -385,7 +386,7 @@ def test_invalid_preconditioner_values(bad, match):
 
 def test_invalid_preconditioner_structure_and_shape():
   params = _mlp_params(jnp.float32)
-  loss = lambda p: _mlp_chunk_loss(p, _mlp_data(jnp.float32))
+  loss = lambda p: tanh_mlp_loss(p, _mlp_data(jnp.float32))
   missing = jax.tree.map(jnp.ones_like, params)[:-1]
   with pytest.raises(ValueError, match='structure'):
     curvature.sharpness(loss, params, preconditioner=missing)
@@ -414,7 +415,7 @@ _SHARDED_SCRIPT = textwrap.dedent('''
     params = t._mlp_params(jnp.float32)
     batch = t._chunked(t._mlp_data(jnp.float32), 2)
     diag = t._random_diagonal(params)
-    fn = curvature.make_sharpness_fn(t._mlp_chunk_loss, k=3,
+    fn = curvature.make_sharpness_fn(t.tanh_mlp_loss, k=3,
                                      num_iterations=40)
     one = fn(params, batch, diag)
     mesh = Mesh(np.array(jax.devices()), ('data',))

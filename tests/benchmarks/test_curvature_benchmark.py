@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 
 from harness import curvature
+from tests.test_curvature import tanh_mlp_loss
 
 pytestmark = pytest.mark.benchmark
 
@@ -73,15 +74,6 @@ def _init_fc(key: jax.Array) -> list[dict[str, jax.Array]]:
         'w': jax.random.normal(sub, (fan_in, fan_out)) / np.sqrt(fan_in),
         'b': jnp.zeros((fan_out,))})
   return params
-
-
-def _fc_loss(params, chunk):
-  h = chunk['x']
-  for layer in params[:-1]:
-    h = jnp.tanh(h @ layer['w'] + layer['b'])
-  logits = h @ params[-1]['w'] + params[-1]['b']
-  one_hot = jax.nn.one_hot(chunk['y'], SIZES[-1], dtype=logits.dtype)
-  return -jnp.mean(jnp.sum(one_hot * jax.nn.log_softmax(logits), -1))
 
 
 def _make_problem() -> dict[str, Any]:
@@ -136,13 +128,14 @@ def _bare_hvp_loop(loss_fn, num_iterations: int, mode: str):
 def test_hvp_and_lanczos_cost_relative_to_gradient(problem, benchmark):
   params, batch = problem['params'], problem['batch']
   m = 20
-  grad = jax.jit(lambda p, b: curvature.loss_and_grad(_fc_loss, p, batch=b))
+  grad = jax.jit(
+      lambda p, b: curvature.loss_and_grad(tanh_mlp_loss, p, batch=b))
   tangent = jax.tree.map(jnp.ones_like, params)
-  hvp = jax.jit(lambda p, b, t: curvature.hvp(_fc_loss, p, t, batch=b))
-  probes = {mode: curvature.make_sharpness_fn(_fc_loss, k=3,
+  hvp = jax.jit(lambda p, b, t: curvature.hvp(tanh_mlp_loss, p, t, batch=b))
+  probes = {mode: curvature.make_sharpness_fn(tanh_mlp_loss, k=3,
                                               num_iterations=m, hvp_mode=mode)
             for mode in ('jvp', 'linearize')}
-  loops = {mode: _bare_hvp_loop(_fc_loss, m, mode)
+  loops = {mode: _bare_hvp_loop(tanh_mlp_loss, m, mode)
            for mode in ('jvp', 'linearize')}
   t = _interleaved({
       'grad': lambda: grad(params, batch),
@@ -152,7 +145,7 @@ def test_hvp_and_lanczos_cost_relative_to_gradient(problem, benchmark):
       'hvp_loop_jvp': lambda: loops['jvp'](params, batch),
       'hvp_loop_linearize': lambda: loops['linearize'](params, batch),
   })
-  default = curvature.make_sharpness_fn(_fc_loss, k=3, num_iterations=m)
+  default = curvature.make_sharpness_fn(tanh_mlp_loss, k=3, num_iterations=m)
   benchmark.pedantic(lambda: jax.block_until_ready(default(params, batch)),
                      rounds=ROUNDS, iterations=1, warmup_rounds=1)
   values = {
@@ -185,7 +178,7 @@ def test_compile_time_does_not_grow_with_iterations(problem):
   key = jax.random.key(0)
 
   def compile_seconds(m: int) -> float:
-    fn = curvature.make_sharpness_fn(_fc_loss, k=3, num_iterations=m)
+    fn = curvature.make_sharpness_fn(tanh_mlp_loss, k=3, num_iterations=m)
     lowered = fn.jitted.lower(params, batch, None, None, key, ())
     start = time.perf_counter()
     lowered.compile()
@@ -210,7 +203,7 @@ def _reference_eigenvalues(problem, k: int) -> np.ndarray:
                           problem['params'])
     batch = {'x': jnp.asarray(problem['x'], jnp.float64),
              'y': jnp.asarray(problem['y'])}
-    ref = curvature.sharpness(_fc_loss, params, batch=batch, k=k + 4,
+    ref = curvature.sharpness(tanh_mlp_loss, params, batch=batch, k=k + 4,
                               num_iterations=120)
     values = np.asarray(ref.eigenvalues)
     assert np.all(np.asarray(ref.residuals) < 1e-8 * values[0])
@@ -221,7 +214,7 @@ def _ours_to_accuracy(problem, k: int, want: np.ndarray) -> dict[str, Any]:
   """Loosest residual tol reaching ACCURACY on all top-k, and its time."""
   params, batch = problem['params'], problem['batch']
   for tol in (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4):
-    fn = curvature.make_sharpness_fn(_fc_loss, k=k, num_iterations=CAP,
+    fn = curvature.make_sharpness_fn(tanh_mlp_loss, k=k, num_iterations=CAP,
                                      tol=tol, check_every=1)
     out = fn(params, batch)
     err = float(np.max(np.abs(np.asarray(out.eigenvalues) - want) / want))
@@ -257,7 +250,7 @@ def _pyhessian_to_accuracy(problem, k: int, want: np.ndarray) -> dict[str, Any]:
   y = torch.from_numpy(problem['y'][0].astype(np.int64))
   with torch.no_grad():
     torch_loss = float(criterion(model(x), y))
-  jax_loss = float(_fc_loss(problem['params'], jax.tree.map(
+  jax_loss = float(tanh_mlp_loss(problem['params'], jax.tree.map(
       lambda a: a[0], problem['batch'])))
   assert abs(torch_loss - jax_loss) < 1e-5 * abs(jax_loss)
 
@@ -328,7 +321,7 @@ def single_thread_side(side: str, k: int, tol: float) -> dict[str, Any]:
             for _ in range(3)]
     return {'seconds': statistics.median(r[0] for r in runs),
             'num_hvps': runs[0][1], 'threads': torch.get_num_threads()}
-  fn = curvature.make_sharpness_fn(_fc_loss, k=k, num_iterations=CAP,
+  fn = curvature.make_sharpness_fn(tanh_mlp_loss, k=k, num_iterations=CAP,
                                    tol=tol, check_every=1)
   run = lambda: fn(problem['params'], problem['batch'])
   seconds = _interleaved({'probe': run}, rounds=5)['probe']
@@ -375,7 +368,7 @@ def test_time_to_accuracy_vs_pyhessian(problem, benchmark, k, goal):
   want = _reference_eigenvalues(problem, k)
   ours = _ours_to_accuracy(problem, k, want)
   theirs = _pyhessian_to_accuracy(problem, k, want)
-  fn = curvature.make_sharpness_fn(_fc_loss, k=k, num_iterations=CAP,
+  fn = curvature.make_sharpness_fn(tanh_mlp_loss, k=k, num_iterations=CAP,
                                    tol=ours['tol'], check_every=1)
   benchmark.pedantic(
       lambda: jax.block_until_ready(fn(problem['params'], problem['batch'])),
@@ -412,13 +405,13 @@ def test_warm_start_savings(problem, k):
   """
   batch = problem['batch']
   lr, tol = 0.05, 1e-3
-  fn = curvature.make_sharpness_fn(_fc_loss, k=k, num_iterations=CAP,
+  fn = curvature.make_sharpness_fn(tanh_mlp_loss, k=k, num_iterations=CAP,
                                    tol=tol, check_every=1,
                                    return_vectors=True)
 
   @jax.jit
   def gd_step(p):
-    _, g = curvature.loss_and_grad(_fc_loss, p, batch=batch)
+    _, g = curvature.loss_and_grad(tanh_mlp_loss, p, batch=batch)
     return jax.tree.map(lambda a, b: a - lr * b, p, g)
 
   params = problem['params']
