@@ -257,10 +257,13 @@ class _TrainingLoop:
 
   def _sync_due(self) -> bool:
     step = self.step
-    return (step % self.config.log_every == 0 or
-            step % self.config.eval_every == 0 or step >= self.max_steps or
+    return (step % self.config.log_every == 0 or self._eval_due() or
             step in self.config.save_preconditioner_at or
             (self.probe is not None and self.probe.due(step)))
+
+  def _eval_due(self) -> bool:
+    return (self.step % self.config.eval_every == 0 or
+            self.step >= self.max_steps)
 
   def _synchronise(self, metrics) -> None:
     elapsed = self.clock.pause(self.state)
@@ -272,7 +275,7 @@ class _TrainingLoop:
     self.progress.step(self.step, elapsed, loss)
     if self.step in self.config.save_preconditioner_at:
       self._save_preconditioner()
-    if self.step % self.config.eval_every == 0 or self.step >= self.max_steps:
+    if self._eval_due():
       self._evaluate()
     elif self.probe is not None and self.probe.due(self.step):
       self._probe('schedule')
