@@ -275,6 +275,22 @@ def test_residual_early_stopping_stops_before_cap():
   np.testing.assert_allclose(early.eigenvalues, [10.0, 6.0], rtol=1e-5)
 
 
+def test_long_run_keeps_ritz_vectors_orthonormal_across_basis_blocks():
+  # 90 iterations fill twelve basis blocks; a clustered spectrum is where
+  # lost orthogonality shows first, as spurious copies of top eigenvalues.
+  rng = np.random.default_rng(6)
+  dim = 400
+  q = np.linalg.qr(rng.normal(size=(dim, dim)))[0]
+  spectrum = np.concatenate([[10.0, 9.99, 9.98, 5.0, 4.0],
+                             rng.uniform(0, 1, dim - 5)])
+  a = jnp.asarray(q @ np.diag(spectrum) @ q.T, jnp.float32)
+  out = curvature.lanczos(lambda v: a @ v, dim, num_iterations=90, k=5,
+                          return_vectors=True)
+  np.testing.assert_allclose(out.eigenvalues, spectrum[:5], rtol=1e-5)
+  vectors = np.asarray(out.eigenvectors, np.float64)
+  np.testing.assert_allclose(vectors @ vectors.T, np.eye(5), atol=1e-4)
+
+
 def test_warm_start_from_true_eigenvector_needs_fewer_hvps(mlp64):
   params = _cast32(mlp64['params'])
   batch = _chunked(_cast32(mlp64['data']), 1)
