@@ -294,7 +294,8 @@ def _pyhessian_to_accuracy(problem, k: int, want: np.ndarray) -> dict[str, Any]:
   model.zero_grad()
 
   tried = []
-  for tol in (1e-3, 1e-4, 1e-5, 1e-6, 1e-7):
+  # The same half-decade steps as our own tolerance sweep.
+  for tol in (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6):
     seconds, num_hvps, values = _run_pyhessian(pyhessian_module, torch, model,
                                                criterion, x, y, k, tol)
     err = float(np.max(np.abs(np.asarray(values) - want) / want))
