@@ -54,6 +54,8 @@ class RunConfig:
     max_steps: step budget; None uses the workload's.
     max_runtime_s: submission-time budget; None uses the workload's.
     eval_every: evaluate every this many steps (and at steps 0 and last).
+    eval_resident_gb: evaluation splits up to this size stay on the devices;
+      larger ones are streamed from host memory one chunk at a time.
     stop_at_target: stop when the target is reached; False keeps training
       to the budget (time-to-target is still recorded).
     data: where the data is.
@@ -78,6 +80,7 @@ class RunConfig:
   max_steps: int | None = None
   max_runtime_s: float | None = None
   eval_every: int = 50
+  eval_resident_gb: float = 4.0
   stop_at_target: bool = True
   data: base.DataConfig = base.DataConfig()
   full_batch: bool | None = None
@@ -94,6 +97,8 @@ class RunConfig:
     for name in ('eval_every', 'log_every'):
       if getattr(self, name) <= 0:
         raise ValueError(f'{name} must be positive')
+    if not self.eval_resident_gb >= 0:
+      raise ValueError('eval_resident_gb must be >= 0')
     if self.max_steps is not None and self.max_steps < 1:
       raise ValueError('max_steps must be at least 1')
 

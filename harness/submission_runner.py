@@ -41,6 +41,10 @@ _MAX_RUNTIME = flags.DEFINE_float(
     'max_runtime_s', None, 'Submission-time budget in seconds.')
 _EVAL_EVERY = flags.DEFINE_integer('eval_every', 50,
                                    'Evaluate every this many steps.')
+_EVAL_RESIDENT_GB = flags.DEFINE_float(
+    'eval_resident_gb', 4.0,
+    'Evaluation splits up to this many GB stay on the devices; larger ones '
+    'are streamed from host memory one chunk at a time.')
 _KEEP_TRAINING = flags.DEFINE_bool(
     'keep_training_past_target', False,
     'Train to the budget after the target is reached.')
@@ -97,6 +101,7 @@ def config_from_flags() -> config_lib.RunConfig:
       experiment_dir=_EXPERIMENT_DIR.value, study=_STUDY.value,
       trial=_TRIAL.value, seed=_SEED.value, max_steps=_MAX_STEPS.value,
       max_runtime_s=_MAX_RUNTIME.value, eval_every=_EVAL_EVERY.value,
+      eval_resident_gb=_EVAL_RESIDENT_GB.value,
       stop_at_target=not _KEEP_TRAINING.value,
       data=base.DataConfig(data_dir=_DATA_DIR.value,
                            source=_DATA_SOURCE.value),

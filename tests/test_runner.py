@@ -80,6 +80,23 @@ def test_target_reached_records_time_and_steps(tmp_path):
   assert result.summary['submission_time_s'] < result.summary['wall_time_s']
 
 
+def test_streamed_evaluation_matches_resident_evaluation(tmp_path):
+  common = dict(submission='adam', max_steps=10, eval_every=5, seed=1)
+  resident = _run(tmp_path / 'resident', **common)
+  # A zero budget streams every split from host memory, chunk by chunk.
+  streamed = _run(tmp_path / 'streamed', eval_resident_gb=0.0, **common)
+
+  def strip(result):
+    return [{k: v for k, v in m.items() if k not in TIMING_FIELDS}
+            for m in _metrics(result)]
+
+  assert len(strip(resident)) == 3
+  assert strip(streamed) == strip(resident)
+  with pytest.raises(ValueError, match='eval_resident_gb'):
+    config_lib.RunConfig(workload='fmnist_fc', submission='adam',
+                         eval_resident_gb=-1.0)
+
+
 def test_keep_training_past_target(tmp_path):
   result = _run(tmp_path, submission='adam', max_steps=150, eval_every=10,
                 stop_at_target=False, **FULL)
