@@ -186,10 +186,15 @@ class _TrainingLoop:
     summary = self._summary(status, time.perf_counter() - start, error)
     if self.writer:
       self.writer.write_summary(summary)
+    if self.steps_to_target is None:
+      target = 'target not reached'
+    else:
+      target = (f'target reached at step {self.steps_to_target} after '
+                f'{self.time_to_target_s:.2f}s')
     self.progress.message(
-        f'{status.value} at step {self.step}: submission time '
-        f'{summary["submission_time_s"]:.2f}s, time to target '
-        f'{summary["time_to_target_s"]}, records in {directory}')
+        f'{status.value} after {self.step} steps: submission time '
+        f'{summary["submission_time_s"]:.2f}s, {target}; records in '
+        f'{directory}')
     if error:
       raise RuntimeError(f'run failed, recorded in {directory}:\n'
                          f'{error_trace}')
@@ -208,7 +213,9 @@ class _TrainingLoop:
                                                 opt_rng)
     dataset = workload.dataset(self.regime)
     queue = self._device_batches(dataset)
-    self.evaluator = evaluation.Evaluator(workload, dataset, self.parallel)
+    self.evaluator = evaluation.Evaluator(
+        workload, dataset, self.parallel,
+        resident_bytes=int(config.eval_resident_gb * 2**30))
     if config.curvature.enabled:
       self.probe = probe_lib.CurvatureProbe(
           config.curvature, workload, submission, dataset, self.regime,
