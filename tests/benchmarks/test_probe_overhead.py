@@ -26,7 +26,6 @@ import time
 
 import pytest
 
-from harness import config as config_lib
 from harness import demo
 
 pytestmark = pytest.mark.benchmark
