@@ -26,11 +26,6 @@ from tests.test_curvature import tanh_mlp_loss
 pytestmark = pytest.mark.benchmark
 
 
-@pytest.fixture(scope='module')
-def problem():
-  return fc_problem.make_problem()
-
-
 def test_hvp_and_lanczos_cost_relative_to_gradient(problem, benchmark):
   params, batch = problem['params'], problem['batch']
   m = 20

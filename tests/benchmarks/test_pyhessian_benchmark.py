@@ -36,11 +36,6 @@ pytestmark = pytest.mark.benchmark
 ACCURACY = 1e-3  # Relative accuracy asked of top-k eigenvalues (0.1%).
 
 
-@pytest.fixture(scope='module')
-def problem():
-  return fc_problem.make_problem()
-
-
 def _reference_eigenvalues(problem, k: int) -> np.ndarray:
   """float64 long Lanczos (k + 10 pairs, 120 iterations), residual-checked."""
   with jax.enable_x64(True):
@@ -64,7 +59,8 @@ def _ours_to_accuracy(problem, k: int, want: np.ndarray) -> dict[str, Any]:
     out = fn(params, batch)
     err = float(np.max(np.abs(np.asarray(out.eigenvalues) - want) / want))
     if err <= ACCURACY:
-      seconds = fc_problem.interleaved({'probe': lambda: fn(params, batch)})['probe']
+      seconds = fc_problem.interleaved(
+          {'probe': lambda: fn(params, batch)})['probe']
       return {'seconds': seconds, 'tol': tol, 'num_hvps': int(out.num_hvps),
               'num_iterations_cap': CAP, 'check_every': 1,
               'max_rel_error': err,
@@ -85,14 +81,30 @@ def _torch_model(torch, params):
   return torch.nn.Sequential(*layers)
 
 
+def _torch_problem(torch, problem) -> tuple[Any, Any, Any]:
+  """The FC network with the problem's weights, and its data, in torch."""
+  model = _torch_model(torch, problem['params'])
+  x = torch.from_numpy(problem['x'][0])
+  y = torch.from_numpy(problem['y'][0].astype(np.int64))
+  return model, x, y
+
+
+def _pyhessian_seconds_per_hvp(pyhessian_module, torch, model, criterion, x,
+                               y, rounds: int) -> float:
+  """Median time of one PyHessian product on a random vector."""
+  hess = pyhessian_module.hessian(model, criterion, data=(x, y), cuda=False)
+  v = [torch.randn_like(p) for p in hess.params]
+  return statistics.median(
+      fc_problem.timed(lambda: pyhessian_module.hessian_vector_product(
+          hess.gradsH, hess.params, v)) for _ in range(rounds))
+
+
 def _pyhessian_to_accuracy(problem, k: int, want: np.ndarray) -> dict[str, Any]:
   """Loosest PyHessian tol whose top-k reach ACCURACY, with time and HVPs."""
   torch = pytest.importorskip('torch')
   pyhessian_module = pytest.importorskip('pyhessian.hessian')
-  model = _torch_model(torch, problem['params'])
+  model, x, y = _torch_problem(torch, problem)
   criterion = torch.nn.CrossEntropyLoss()
-  x = torch.from_numpy(problem['x'][0])
-  y = torch.from_numpy(problem['y'][0].astype(np.int64))
   with torch.no_grad():
     torch_loss = float(criterion(model(x), y))
   jax_loss = float(tanh_mlp_loss(problem['params'], jax.tree.map(
@@ -100,11 +112,8 @@ def _pyhessian_to_accuracy(problem, k: int, want: np.ndarray) -> dict[str, Any]:
   assert abs(torch_loss - jax_loss) < 1e-5 * abs(jax_loss)
 
   # PyHessian's own cost per product and per gradient, for context.
-  hess = pyhessian_module.hessian(model, criterion, data=(x, y), cuda=False)
-  v = [torch.randn_like(p) for p in hess.params]
-  per_hvp = statistics.median(
-      fc_problem.timed(lambda: pyhessian_module.hessian_vector_product(
-          hess.gradsH, hess.params, v)) for _ in range(5))
+  per_hvp = _pyhessian_seconds_per_hvp(pyhessian_module, torch, model,
+                                       criterion, x, y, rounds=5)
 
   def torch_grad():
     model.zero_grad()
@@ -159,9 +168,7 @@ def single_thread_side(side: str, k: int, tol: float) -> dict[str, Any]:
     torch = pytest.importorskip('torch')  # Optional peers: imported here.
     pytest.importorskip('pyhessian.hessian')
     torch.set_num_threads(1)
-    model = _torch_model(torch, problem['params'])
-    x = torch.from_numpy(problem['x'][0])
-    y = torch.from_numpy(problem['y'][0].astype(np.int64))
+    model, x, y = _torch_problem(torch, problem)
     runs = [_run_pyhessian(sys.modules['pyhessian.hessian'], torch, model,
                            torch.nn.CrossEntropyLoss(), x, y, k, tol)
             for _ in range(3)]
@@ -234,7 +241,8 @@ def test_hvp_arithmetic_rate_vs_torch(problem):
   cost = cost[0] if isinstance(cost, list) else cost
   flops = float(cost['flops'])
 
-  loops = {m: fc_problem.bare_hvp_loop(tanh_mlp_loss, m, 'auto') for m in (10, 30)}
+  loops = {m: fc_problem.bare_hvp_loop(tanh_mlp_loss, m, 'auto')
+           for m in (10, 30)}
   x = jnp.asarray(problem['x'][0])
   w = params[0]['w']
   matmul = jax.jit(lambda a, b: a @ b)
@@ -245,18 +253,15 @@ def test_hvp_arithmetic_rate_vs_torch(problem):
   })
   ours_per_hvp = (t['loop_30'] - t['loop_10']) / 20  # Setup cancels out.
 
-  model = _torch_model(torch, params)
-  tx = torch.from_numpy(problem['x'][0])
-  ty = torch.from_numpy(problem['y'][0].astype(np.int64))
-  hess = pyhessian_module.hessian(model, torch.nn.CrossEntropyLoss(),
-                                  data=(tx, ty), cuda=False)
-  v = [torch.randn_like(q) for q in hess.params]
+  model, tx, ty = _torch_problem(torch, problem)
   tw = torch.from_numpy(np.asarray(w))
-  theirs = {name: statistics.median(fc_problem.timed(fn) for _ in range(ROUNDS))
-            for name, fn in {
-                'hvp': lambda: pyhessian_module.hessian_vector_product(
-                    hess.gradsH, hess.params, v),
-                'matmul': lambda: torch.mm(tx, tw)}.items()}
+  theirs = {
+      'hvp': _pyhessian_seconds_per_hvp(
+          pyhessian_module, torch, model, torch.nn.CrossEntropyLoss(), tx, ty,
+          rounds=ROUNDS),
+      'matmul': statistics.median(
+          fc_problem.timed(lambda: torch.mm(tx, tw)) for _ in range(ROUNDS)),
+  }
   matmul_flops = 2.0 * x.shape[0] * x.shape[1] * w.shape[1]
   values = {
       'flops_per_hvp': flops,
