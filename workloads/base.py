@@ -121,16 +121,19 @@ class Dataset(abc.ABC):
     """The first `size` training examples, unaugmented, in chunks."""
 
   @abc.abstractmethod
-  def eval_batches(self, split: str, chunk_size: int) -> Iterator[Batch]:
-    """One pass over an evaluation split, in padded chunks with `weights`."""
-
-  @abc.abstractmethod
   def eval_arrays(self, split: str, chunk_size: int) -> Batch:
     """A whole evaluation split as one padded dict with a chunk axis.
 
     Leaves are `(num_chunks, chunk_size, ...)` with 0/1 `weights` marking
     the padding, so one jitted scan evaluates the split.
     """
+
+  def eval_batches(self, split: str, chunk_size: int) -> Iterator[Batch]:
+    """One pass over an evaluation split: the chunks of `eval_arrays`, one
+    per yield, without the chunk axis (padded, with `weights`)."""
+    arrays = self.eval_arrays(split, chunk_size)  # Bad splits fail here.
+    num_chunks = len(jax.tree.leaves(arrays)[0])
+    return ({k: v[i] for k, v in arrays.items()} for i in range(num_chunks))
 
   @property
   @abc.abstractmethod

@@ -224,9 +224,3 @@ class ImagenetDataset(base.Dataset):
     return streaming.chunked(
         streaming.padded_rows(self._split_arrays(split), chunk_size),
         chunk_size)
-
-  def eval_batches(self, split: str,
-                   chunk_size: int) -> Iterator[base.Batch]:
-    arrays = self.eval_arrays(split, chunk_size)
-    return ({k: v[i] for k, v in arrays.items()}
-            for i in range(len(arrays['targets'])))

@@ -243,10 +243,3 @@ class InMemoryDataset(base.Dataset):
           for k, v in _chunked({**leaves, 'weights': weights},
                                chunk_size).items()}
     return self._eval_cache[key]
-
-  def eval_batches(self, split: str,
-                   chunk_size: int) -> Iterator[base.Batch]:
-    """The chunks of `eval_arrays`, one per yield, without the chunk axis."""
-    arrays = self.eval_arrays(split, chunk_size)
-    num_chunks = len(arrays['weights'])
-    return ({k: v[i] for k, v in arrays.items()} for i in range(num_chunks))

@@ -283,12 +283,6 @@ class WmtDataset(base.Dataset):
     return streaming.chunked(streaming.padded_rows(arrays, chunk_size),
                              chunk_size)
 
-  def eval_batches(self, split: str,
-                   chunk_size: int) -> Iterator[base.Batch]:
-    arrays = self.eval_arrays(split, chunk_size)
-    return ({k: v[i] for k, v in arrays.items()}
-            for i in range(len(arrays['inputs'])))
-
   def references(self, split: str) -> list[str]:
     """The target-language texts of a split, in row order."""
     return self._split(split)[1]
