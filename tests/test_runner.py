@@ -36,6 +36,12 @@ def _metrics(result: runner.RunResult) -> list[dict]:
   return records.read_run(result.run_dir).metrics
 
 
+def _untimed_metrics(result: runner.RunResult) -> list[dict]:
+  """Metrics records without their timings, which differ run to run."""
+  return [{k: v for k, v in m.items() if k not in TIMING_FIELDS}
+          for m in _metrics(result)]
+
+
 @pytest.mark.parametrize('submission,hparams', [
     ('gd', {'learning_rate': 0.05}),
     ('adam', {'learning_rate': 1e-3}),
@@ -58,12 +64,8 @@ def test_same_seed_same_records(tmp_path):
   other = _run(tmp_path / 'other', submission='adam', max_steps=20,
                eval_every=10, seed=4)
 
-  def strip(result):
-    return [{k: v for k, v in m.items() if k not in TIMING_FIELDS}
-            for m in _metrics(result)]
-
-  assert strip(runs[0]) == strip(runs[1])
-  assert strip(runs[0]) != strip(other)
+  assert _untimed_metrics(runs[0]) == _untimed_metrics(runs[1])
+  assert _untimed_metrics(runs[0]) != _untimed_metrics(other)
 
 
 def test_target_reached_records_time_and_steps(tmp_path):
@@ -86,12 +88,8 @@ def test_streamed_evaluation_matches_resident_evaluation(tmp_path):
   # A zero budget streams every split from host memory, chunk by chunk.
   streamed = _run(tmp_path / 'streamed', eval_resident_gb=0.0, **common)
 
-  def strip(result):
-    return [{k: v for k, v in m.items() if k not in TIMING_FIELDS}
-            for m in _metrics(result)]
-
-  assert len(strip(resident)) == 3
-  assert strip(streamed) == strip(resident)
+  assert len(_untimed_metrics(resident)) == 3
+  assert _untimed_metrics(streamed) == _untimed_metrics(resident)
   with pytest.raises(ValueError, match='eval_resident_gb'):
     config_lib.RunConfig(workload='fmnist_fc', submission='adam',
                          eval_resident_gb=-1.0)
