@@ -278,17 +278,25 @@ def test_imagenet_trains_and_probes(resnet):
   _check_training_and_probe(workload, data['fixed'])
 
 
-def test_imagenet_full_batch_and_missing_data(tmp_path):
-  workload = imagenet.ImagenetResNet50(base.DataConfig(data_dir=str(tmp_path)))
+def _check_full_batch_refused_and_missing_data_named(
+    workload: base.Workload, chunk_size: int, parts: tuple[str, ...]) -> None:
+  """Full batch is refused; missing data raises naming every `parts`."""
   full = base.BatchRegime(full_batch=True, train_size=1024, batch_size=1024,
-                         chunk_size=128)
+                         chunk_size=chunk_size)
   with pytest.raises(ValueError, match='full-batch'):
     workload.dataset(full)
   with pytest.raises(sources.DataNotFoundError) as info:
     workload.dataset(workload.default_regime)
-  for part in ('imagenet2012', 'downloads/manual', 'ILSVRC2012_img_train.tar',
-               'tfds build imagenet2012', str(tmp_path)):
+  for part in parts:
     assert part in str(info.value)
+
+
+def test_imagenet_full_batch_and_missing_data(tmp_path):
+  workload = imagenet.ImagenetResNet50(base.DataConfig(data_dir=str(tmp_path)))
+  _check_full_batch_refused_and_missing_data_named(
+      workload, 128, ('imagenet2012', 'downloads/manual',
+                      'ILSVRC2012_img_train.tar', 'tfds build imagenet2012',
+                      str(tmp_path)))
 
 
 # ---- Transformers on mocked WMT ----
@@ -439,15 +447,9 @@ def test_learning_rate_schedule():
 
 def test_wmt_full_batch_and_missing_data(tmp_path):
   workload = wmt.WmtTransformerPreLN(base.DataConfig(data_dir=str(tmp_path)))
-  full = base.BatchRegime(full_batch=True, train_size=1024, batch_size=1024,
-                         chunk_size=64)
-  with pytest.raises(ValueError, match='full-batch'):
-    workload.dataset(full)
-  with pytest.raises(sources.DataNotFoundError) as info:
-    workload.dataset(workload.default_regime)
-  for part in ('tfds build wmt17_translate/de-en',
-               'tfds build wmt14_translate/de-en', str(tmp_path)):
-    assert part in str(info.value)
+  _check_full_batch_refused_and_missing_data_named(
+      workload, 64, ('tfds build wmt17_translate/de-en',
+                     'tfds build wmt14_translate/de-en', str(tmp_path)))
 
 
 # ---- Every variant, tiny (slow) ----
