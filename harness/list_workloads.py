@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from typing import Sequence
 
 from absl import app
@@ -63,7 +62,7 @@ class WorkloadRow:
 def parameter_count(workload: base.Workload) -> int:
   """Trainable parameters of `workload`'s model, from shapes alone."""
   params, _ = jax.eval_shape(workload.init_model_fn, jax.random.key(0))
-  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+  return base.count_params(params)
 
 
 def workload_row(workload: base.Workload) -> WorkloadRow:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import math
 import types
 from unittest import mock
 
@@ -25,9 +24,9 @@ import pytest
 from harness import curvature
 from workloads import base
 from workloads import cifar_wrn
+from workloads import image_classification
 from workloads import imagenet
 from workloads import registry
-from workloads import variants
 from workloads import wmt
 from workloads.data import in_memory
 from workloads.data import sources
@@ -50,19 +49,9 @@ def mocked_tfds(num_examples: int):
     yield
 
 
-def _curvature_loss(workload: base.Workload):
-  """The probe's loss: train mode, no rng, no BatchNorm update."""
-
-  def loss_fn(params, chunk, model_state):
-    return workload.chunk_loss(params, model_state, chunk, None, mode=TRAIN,
-                               update_batch_norm=False)[0]
-
-  return loss_fn
-
-
 @functools.lru_cache(maxsize=None)
 def _compiled(workload: base.Workload) -> types.SimpleNamespace:
-  """Jitted step, probe and chunk loss of a workload, compiled once."""
+  """Jitted step, probe and losses of a workload, compiled once."""
   opt = optax.adam(1e-2)
 
   @jax.jit
@@ -71,12 +60,15 @@ def _compiled(workload: base.Workload) -> types.SimpleNamespace:
     updates, opt_state = opt.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), state, opt_state, loss
 
+  def probe_loss(params, chunk, model_state):
+    return workload.curvature_loss(params, model_state, chunk)
+
   return types.SimpleNamespace(
       opt=opt, step=step,
-      probe=curvature.make_sharpness_fn(_curvature_loss(workload),
-                                        num_iterations=8),
+      probe=curvature.make_sharpness_fn(probe_loss, num_iterations=8),
       chunk_loss=jax.jit(workload.chunk_loss,
                          static_argnames=('mode', 'update_batch_norm')),
+      curvature_loss=jax.jit(workload.curvature_loss),
       eval_chunk=jax.jit(workload.eval_chunk))
 
 
@@ -108,10 +100,6 @@ def _check_training_and_probe(workload, batch, steps: int = 5, extra=()):
   return params, state, result
 
 
-def _count(tree) -> int:
-  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
-
-
 # ---- Full-size parameter counts (shapes only) ----
 
 
@@ -126,8 +114,8 @@ def _count(tree) -> int:
 def test_full_size_parameter_counts(name, num_params, num_state):
   workload = registry.get(name)
   params, state = jax.eval_shape(workload.init_model_fn, jax.random.key(0))
-  assert _count(params) == num_params
-  assert _count(state) == num_state
+  assert base.count_params(params) == num_params
+  assert base.count_params(state) == num_state
 
 
 def test_new_workloads_registered_with_tiers():
@@ -159,7 +147,7 @@ def test_new_workloads_registered_with_tiers():
 
 def test_fmnist_fc_relu_variant():
   workload = registry.get('fmnist_fc_relu')
-  assert isinstance(workload, variants.FashionMnistFCReLU)
+  assert isinstance(workload, image_classification.FashionMnistFCReLU)
   assert workload.build_model().activation is nn.relu
   assert registry.get('fmnist_fc').build_model().activation is nn.tanh
 
@@ -215,7 +203,9 @@ def test_wrn_curvature_loss_uses_batch_statistics_without_update(wrn):
   batch = full.fixed_batch(8, 4)
   chunk = {k: v[0] for k, v in batch.items()}
   chunk_loss = _compiled(workload).chunk_loss
-  probe_loss, probe_state = chunk_loss(
+  curvature_loss = _compiled(workload).curvature_loss
+  probe_loss = curvature_loss(params, state, chunk)
+  _, probe_state = chunk_loss(
       params, state, chunk, None, mode=TRAIN, update_batch_norm=False)
   train_loss, train_state = chunk_loss(
       params, state, chunk, None, mode=TRAIN, update_batch_norm=True)
@@ -228,9 +218,9 @@ def test_wrn_curvature_loss_uses_batch_statistics_without_update(wrn):
   assert any(jax.tree.leaves(changed))
   # The probe's batch loss is the mean of the chunks' train-mode losses.
   result = _probe(workload, params, state, batch)
-  chunk_losses = [chunk_loss(
-      params, state, {k: v[i] for k, v in batch.items()}, None, mode=TRAIN,
-      update_batch_norm=False)[0] for i in range(2)]
+  chunk_losses = [curvature_loss(params, state,
+                                 {k: v[i] for k, v in batch.items()})
+                  for i in range(2)]
   assert float(result.loss) == pytest.approx(float(np.mean(chunk_losses)),
                                              rel=1e-5)
 

@@ -10,9 +10,9 @@ regime (full batch or minibatch).
 Batches are dicts of arrays (`inputs`, `targets`, and optionally `weights`, a
 0/1 mask for padding) with a leading *chunk* axis: every leaf has shape
 `(num_chunks, chunk_size, ...)`. Gradients and losses are accumulated over the
-chunks with `lax.scan`, so memory stays bounded for a full batch of any size
-and a minibatch is simply one chunk. The chunk axis is never sharded; the
-example axis (axis 1) is split across devices.
+chunks with `lax.scan` (see `workloads.chunks`), so memory stays bounded for a
+full batch of any size and a minibatch is simply one chunk. The chunk axis is
+never sharded; the example axis (axis 1) is split across devices.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ import abc
 import dataclasses
 import enum
 import functools
+import math
 from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
+
+from workloads import chunks
 
 Params = Any  # A pytree of arrays.
 ModelState = Any  # Mutable model state (e.g. batch statistics); {} if none.
@@ -219,39 +222,36 @@ class Workload(abc.ABC):
     out = self.loss_fn(chunk['targets'], logits, chunk.get('weights'))
     return out['summed'] / jnp.maximum(out['n_valid_examples'], 1), new_state
 
+  def curvature_loss(self, params: Params, model_state: ModelState,
+                     chunk: Batch) -> jax.Array:
+    """Mean loss of one chunk, as the curvature probe measures its Hessian.
+
+    The Hessian measured is that of the loss the training step
+    differentiates, so the forward pass is in TRAIN mode: batch
+    normalisation uses the statistics of this chunk, not the running
+    averages. Measuring must not change the model, so the running averages
+    are not updated (`update_batch_norm=False`). No rng is passed, so
+    dropout is off and the loss is a deterministic function of `params`.
+    """
+    loss, _ = self.chunk_loss(params, model_state, chunk, None,
+                              mode=ForwardPassMode.TRAIN,
+                              update_batch_norm=False)
+    return loss
+
   def loss_and_grad(
       self, params: Params, model_state: ModelState, batch: Batch,
       rng: jax.Array
   ) -> tuple[tuple[jax.Array, ModelState], Params]:
     """Training loss and its gradient, averaged over the batch's chunks.
 
-    Chunks are equal in size, so the mean of chunk means is the batch mean.
-    The accumulation is a `lax.scan`, deterministic for a given batch.
-    Call inside `jax.jit`.
+    The model state is threaded through the chunks in order, each chunk
+    gets its own split of `rng`, and a batch of one chunk (a minibatch) is
+    one plain call; see `chunks.mean_loss_and_grad`. Call inside `jax.jit`.
     """
-    num_chunks = jax.tree.leaves(batch)[0].shape[0]
-    grad_fn = jax.value_and_grad(
-        functools.partial(self.chunk_loss, mode=ForwardPassMode.TRAIN,
-                          update_batch_norm=True), has_aux=True)
-    if num_chunks == 1:  # A minibatch: no loop for XLA to keep.
-      chunk = jax.tree.map(lambda x: x[0], batch)
-      (loss, model_state), grad = grad_fn(params, model_state, chunk, rng)
-      return (loss, model_state), grad
-
-    def body(carry, xs):
-      loss_sum, grad_sum, state = carry
-      chunk, chunk_rng = xs
-      (loss, state), grad = grad_fn(params, state, chunk, chunk_rng)
-      grad_sum = jax.tree.map(jnp.add, grad_sum, grad)
-      return (loss_sum + loss, grad_sum, state), None
-
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    rngs = jax.random.split(rng, num_chunks)
-    (loss_sum, grad_sum, model_state), _ = jax.lax.scan(
-        body, (jnp.zeros((), jnp.float32), zeros, model_state), (batch, rngs))
-    scale = 1.0 / num_chunks
-    return ((loss_sum * scale, model_state),
-            jax.tree.map(lambda g: g * scale, grad_sum))
+    loss_fn = functools.partial(self.chunk_loss, mode=ForwardPassMode.TRAIN,
+                                update_batch_norm=True)
+    return chunks.mean_loss_and_grad(loss_fn, params, batch, model_state,
+                                     rng=rng)
 
   def eval_chunk(self, params: Params, model_state: ModelState,
                  chunk: Batch) -> dict[str, jax.Array]:
@@ -304,6 +304,15 @@ class Workload(abc.ABC):
         'default_regime': dataclasses.asdict(self.default_regime),
         'curvature_batch_size': self.curvature_batch_size,
     }
+
+
+def count_params(tree: Any) -> int:
+  """Number of scalars in a pytree of arrays or of `jax.ShapeDtypeStruct`s.
+
+  Only shapes are read, so the tree of `jax.eval_shape(init_model_fn, rng)`
+  counts a model without allocating it.
+  """
+  return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
 
 
 def _cross_entropy(logits, one_hot, label_smoothing):

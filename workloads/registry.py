@@ -6,19 +6,18 @@ from workloads import base
 from workloads import cifar_wrn
 from workloads import image_classification as ic
 from workloads import imagenet
-from workloads import variants
 from workloads import wmt
 
 WORKLOADS: dict[str, type[base.Workload]] = {
     cls.name: cls for cls in (
         ic.FashionMnistFC,
         ic.FashionMnistFCMSE,
+        ic.FashionMnistFCReLU,
         ic.FashionMnistCNN,
         ic.Cifar10FC,
         ic.Cifar10FCMSE,
         ic.Cifar10CNN,
         ic.Cifar100FC,
-        variants.FashionMnistFCReLU,
         cifar_wrn.Cifar100WRN,
         cifar_wrn.Cifar10WRNNoBN,
         cifar_wrn.Cifar100WRN28x4,

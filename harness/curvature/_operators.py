@@ -20,7 +20,8 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
-import optax
+
+from workloads import chunks
 
 Params = Any  # A pytree of arrays.
 Batch = Any  # A pytree of arrays with a leading chunk axis, or None.
@@ -46,35 +47,24 @@ class HvpMode(str, enum.Enum):
   AUTO = 'auto'
 
 
-def num_chunks(batch: Batch) -> int:
-  """Length of the leading chunk axis shared by all leaves of `batch`."""
-  sizes = {leaf.shape[0] for leaf in jax.tree.leaves(batch)}
-  if len(sizes) != 1:
-    raise ValueError(
-        f'batch leaves must share one leading chunk axis, got sizes {sizes}')
-  return sizes.pop()
+def _stateless(loss_fn: LossFn) -> chunks.ChunkLossFn:
+  """`loss_fn(params, chunk, *args)` as a chunk loss with an empty state."""
+  return lambda params, state, chunk, *args: (loss_fn(params, chunk, *args),
+                                              state)
 
 
 def _mean_loss_and_grad(loss_fn: LossFn, batch: Batch,
                         loss_args: Sequence[Any]) -> Callable[[Params], Any]:
   """params -> (loss, grad) of the batch-mean loss, scanning over chunks."""
-  value_and_grad = jax.value_and_grad(loss_fn)
   if batch is None:
+    value_and_grad = jax.value_and_grad(loss_fn)
     return lambda params: value_and_grad(params, *loss_args)
 
-  count = num_chunks(batch)
-
   def fn(params):
-    def body(carry, chunk):
-      loss_sum, grad_sum = carry
-      loss, grad = value_and_grad(params, chunk, *loss_args)
-      return (loss_sum + loss, optax.tree.add(grad_sum, grad)), None
-
-    chunk0 = jax.tree.map(lambda x: x[0], batch)
-    loss_shape = jax.eval_shape(loss_fn, params, chunk0, *loss_args)
-    init = (jnp.zeros((), loss_shape.dtype), optax.tree.zeros_like(params))
-    (loss_sum, grad_sum), _ = lax.scan(body, init, batch)
-    return loss_sum / count, optax.tree.scale(1.0 / count, grad_sum)
+    (loss, _), grad = chunks.mean_loss_and_grad(
+        _stateless(loss_fn), params, batch, loss_args=loss_args,
+        scan_one_chunk=True)
+    return loss, grad
 
   return fn
 
@@ -230,7 +220,7 @@ def resolve_mode(mode: HvpMode | str, batch: Batch) -> HvpMode:
   mode = HvpMode(mode)
   if mode is not HvpMode.AUTO:
     return mode
-  if batch is None or num_chunks(batch) == 1:
+  if batch is None or chunks.num_chunks(batch) == 1:
     return HvpMode.LINEARIZE
   return HvpMode.JVP
 

@@ -29,17 +29,18 @@ from typing import Any, Iterator
 import numpy as np
 
 from workloads import base
+from workloads import chunks
+from workloads.data import sources
 from workloads.data import streaming
 
 TFDS_NAME = 'imagenet2012'
 SPLITS = ('train', 'validation')
 
 HOW_TO_PREPARE = (
-    'ImageNet needs a manual download: register at https://image-net.org, '
-    'download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar, put both '
-    'in DIR/downloads/manual/, then on a machine with internet run `tfds '
-    'build imagenet2012 --data_dir=DIR` (about 300 GB free needed), and pass '
-    '--data_dir=DIR or set TFDS_DATA_DIR=DIR.')
+    'ImageNet needs a manual download before the build: register at '
+    'https://image-net.org, download ILSVRC2012_img_train.tar and '
+    'ILSVRC2012_img_val.tar, and put both in DIR/downloads/manual/ (the build '
+    'needs about 300 GB free).')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,14 +138,17 @@ class ImagenetDataset(base.Dataset):
 
   @classmethod
   def open(cls, data_dir: str | None, **kwargs) -> ImagenetDataset:
-    """Opens the prepared data set in `data_dir` (see `streaming`).
+    """Opens the prepared data set in `data_dir` (or TFDS_DATA_DIR, see
+    `streaming.tfds_data_dir`).
 
     Raises:
       DataNotFoundError: imagenet2012 is not prepared there; the message
         gives the manual download steps.
     """
-    return cls(streaming.prepared_builder(TFDS_NAME, data_dir,
-                                          HOW_TO_PREPARE), **kwargs)
+    streaming.import_tensorflow()
+    builder = sources.prepared_builder(
+        TFDS_NAME, streaming.tfds_data_dir(data_dir), how_to=HOW_TO_PREPARE)
+    return cls(builder, **kwargs)
 
   @property
   def eval_splits(self) -> tuple[str, ...]:
@@ -184,7 +188,7 @@ class ImagenetDataset(base.Dataset):
     ds = ds.map(functools.partial(_train_example, tf, self.preprocessing,
                                   seed), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(regime.batch_size, drop_remainder=True).prefetch(2)
-    return (streaming.chunked(batch, regime.chunk_size)
+    return (chunks.chunked(batch, regime.chunk_size)
             for batch in tfds.as_numpy(ds))
 
   def _materialise(self, split: str, size: int | None) -> dict[str, Any]:
@@ -203,7 +207,7 @@ class ImagenetDataset(base.Dataset):
     key = ('fixed', size)
     if key not in self._cache:
       self._cache[key] = self._materialise('train', size)
-    return streaming.chunked(self._cache[key], chunk_size)
+    return chunks.chunked(self._cache[key], chunk_size)
 
   def _split_arrays(self, split: str) -> dict[str, np.ndarray]:
     if split not in SPLITS:
@@ -221,6 +225,6 @@ class ImagenetDataset(base.Dataset):
 
     50,000 validation images take 7.5 GB; they are decoded once and cached.
     """
-    return streaming.chunked(
-        streaming.padded_rows(self._split_arrays(split), chunk_size),
+    return chunks.chunked(
+        chunks.padded_rows(self._split_arrays(split), chunk_size),
         chunk_size)

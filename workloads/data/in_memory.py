@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from workloads import base
+from workloads import chunks
 from workloads.data import sources
 
 # (rng, images (N, H, W, C)) -> augmented images of the same shape and dtype.
@@ -85,23 +86,9 @@ def cifar_augment(rng: np.random.Generator, images: np.ndarray, *,
                 cols[:, None, :]]
 
 
-def _chunked(arrays: dict[str, np.ndarray],
-             chunk_size: int) -> dict[str, np.ndarray]:
-  """Reshapes every leaf `(n, ...)` to `(n // chunk_size, chunk_size, ...)`."""
-  return {k: v.reshape(-1, chunk_size, *v.shape[1:]) for k, v in arrays.items()}
-
-
 def _read_only(array: np.ndarray) -> np.ndarray:
   array.flags.writeable = False
   return array
-
-
-def _padded(array: np.ndarray, size: int) -> np.ndarray:
-  """`array` with zero rows appended up to `size` rows."""
-  if len(array) == size:
-    return array
-  pad = np.zeros((size - len(array),) + array.shape[1:], array.dtype)
-  return np.concatenate([array, pad])
 
 
 class InMemoryDataset(base.Dataset):
@@ -158,8 +145,8 @@ class InMemoryDataset(base.Dataset):
     """The first `size` training examples, chunked (views, no copies)."""
     if size % chunk_size:
       raise ValueError(f'chunk_size {chunk_size} must divide {size}')
-    return _chunked({k: v[:size] for k, v in self._splits['train'].items()},
-                    chunk_size)
+    train = self._splits['train']
+    return chunks.chunked({k: v[:size] for k, v in train.items()}, chunk_size)
 
   def train_batches(self, regime: base.BatchRegime,
                     seed: int) -> Iterator[base.Batch]:
@@ -198,8 +185,8 @@ class InMemoryDataset(base.Dataset):
         batch_inputs = inputs[idx]
         if self.augment is not None:
           batch_inputs = self.augment(augment_rng, batch_inputs)
-        yield _chunked({'inputs': batch_inputs, 'targets': targets[idx]},
-                       regime.chunk_size)
+        yield chunks.chunked({'inputs': batch_inputs,
+                              'targets': targets[idx]}, regime.chunk_size)
 
   def fixed_batch(self, size: int, chunk_size: int) -> base.Batch:
     """The first `size` examples of the training pool, unaugmented, chunked.
@@ -234,12 +221,9 @@ class InMemoryDataset(base.Dataset):
       raise ValueError(f'chunk_size must be positive, got {chunk_size}')
     key = (split, chunk_size)
     if key not in self._eval_cache:
-      n = len(arrays['targets'])
-      padded_size = -(-n // chunk_size) * chunk_size
-      weights = _padded(np.ones(n, np.float32), padded_size)
-      leaves = {k: _padded(v, padded_size) for k, v in arrays.items()}
+      weights = np.ones(len(arrays['targets']), np.float32)
+      leaves = chunks.padded_rows({**arrays, 'weights': weights}, chunk_size)
       self._eval_cache[key] = {
           k: _read_only(v)
-          for k, v in _chunked({**leaves, 'weights': weights},
-                               chunk_size).items()}
+          for k, v in chunks.chunked(leaves, chunk_size).items()}
     return self._eval_cache[key]

@@ -257,24 +257,48 @@ def load_fashion_mnist_idx(
 # ---- TensorFlow Datasets ----
 
 
-def _tfds_missing_message(name: str, where: str) -> str:
-  return (
+def _tfds_missing_message(name: str, where: str,
+                          how_to: str | None = None) -> str:
+  message = (
       f'TFDS data set {name!r} is not prepared in {where}. On a machine with '
       f'internet run `tfds build {name} --data_dir=DIR` (or python -c "import '
       f"tensorflow_datasets as tfds; tfds.builder('{name}', "
       "data_dir='DIR').download_and_prepare()\"), copy DIR to this machine, "
       'and pass --data_dir=DIR or set TFDS_DATA_DIR=DIR.')
+  return f'{message} {how_to}' if how_to else message
 
 
-def _prepared_builder(tfds: Any, name: str, data_dir: str | None) -> Any:
-  """The TFDS builder of `name`; raises DataNotFoundError if not prepared."""
+def prepared_builder(name: str, data_dir: str | None, *,
+                     how_to: str | None = None) -> Any:
+  """The TFDS builder of `name`, checked to be prepared; never downloads.
+
+  Imports TensorFlow Datasets (and so TensorFlow): a caller that keeps
+  TensorFlow off the accelerators hides them first.
+
+  Args:
+    name: TFDS name, with its config if any (e.g. 'wmt17_translate/de-en').
+    data_dir: TFDS data directory; None means the `TFDS_DATA_DIR`
+      environment variable as set now, else TFDS's default
+      (~/tensorflow_datasets).
+    how_to: what else preparing this data set takes, added to the message
+      (e.g. a manual download).
+
+  Raises:
+    DataNotFoundError: not prepared there; the message says how to prepare
+      it and how to point at it.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  # TFDS reads TFDS_DATA_DIR once, at its import; read it now instead.
+  data_dir = data_dir or os.environ.get('TFDS_DATA_DIR') or None
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except (AssertionError, OSError, tfds.core.DatasetNotFoundError):
     where = data_dir or 'the default TFDS data dir'
-    raise DataNotFoundError(_tfds_missing_message(name, where)) from None
+    raise DataNotFoundError(
+        _tfds_missing_message(name, where, how_to)) from None
   if not builder.is_prepared():
-    raise DataNotFoundError(_tfds_missing_message(name, builder.data_dir))
+    raise DataNotFoundError(
+        _tfds_missing_message(name, builder.data_dir, how_to))
   return builder
 
 
@@ -316,10 +340,7 @@ def load_tfds(name: str, *, data_dir: str | None = None,
   if name not in TFDS_NUM_CLASSES:
     raise ValueError(f'unknown TFDS data set {name!r}; known: '
                      f'{sorted(TFDS_NUM_CLASSES)}')
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  # TFDS reads TFDS_DATA_DIR once, at its import; read it now instead.
-  data_dir = data_dir or os.environ.get('TFDS_DATA_DIR') or None
-  builder = _prepared_builder(tfds, name, data_dir)
+  builder = prepared_builder(name, data_dir)
   full_train = _read_tfds_split(builder, 'train')
   train, validation = _split_off_validation(
       full_train.images, full_train.labels, validation_size)

@@ -37,6 +37,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from workloads import base
+from workloads import chunks
+from workloads.data import sources
 from workloads.data import streaming
 from workloads.data import tokenizer as tokenizer_lib
 
@@ -48,9 +50,9 @@ SPLITS = {'train': (TRAIN_DATA, 'train'),
           'test': (EVAL_DATA, 'test')}
 
 HOW_TO_PREPARE = (
-    'On a machine with internet run `tfds build wmt17_translate/de-en '
-    '--data_dir=DIR` and `tfds build wmt14_translate/de-en --data_dir=DIR`, '
-    'copy DIR here, and pass --data_dir=DIR or set TFDS_DATA_DIR=DIR.')
+    f'The WMT workloads need both {TRAIN_DATA} (training) and {EVAL_DATA} '
+    f'(evaluation): run `tfds build {TRAIN_DATA} --data_dir=DIR` and `tfds '
+    f'build {EVAL_DATA} --data_dir=DIR`.')
 
 _READ_BLOCK = 4096  # Sentence pairs tokenised at a time.
 
@@ -181,8 +183,10 @@ class WmtDataset(base.Dataset):
     Raises:
       DataNotFoundError: a TFDS data set is not prepared in `data_dir`.
     """
-    builders = {name: streaming.prepared_builder(name, data_dir,
-                                                 HOW_TO_PREPARE)
+    streaming.import_tensorflow()
+    where = streaming.tfds_data_dir(data_dir)
+    builders = {name: sources.prepared_builder(name, where,
+                                               how_to=HOW_TO_PREPARE)
                 for name in (TRAIN_DATA, EVAL_DATA)}
 
     def corpus() -> Iterator[str]:
@@ -230,7 +234,7 @@ class WmtDataset(base.Dataset):
                      self.config.max_len)
     while True:
       batch = list(itertools.islice(rows, regime.batch_size))
-      yield streaming.chunked(_stack(batch), regime.chunk_size)
+      yield chunks.chunked(_stack(batch), regime.chunk_size)
 
   def fixed_batch(self, size: int, chunk_size: int) -> base.Batch:
     """The first `size` packed rows of the training data, in file order.
@@ -247,7 +251,7 @@ class WmtDataset(base.Dataset):
         raise ValueError(f'asked for {size} packed rows, the training data '
                          f'has {len(rows)}')
       self._fixed[size] = _stack(rows)
-    return streaming.chunked(self._fixed[size], chunk_size)
+    return chunks.chunked(self._fixed[size], chunk_size)
 
   def _split(self, split: str) -> tuple[dict[str, np.ndarray], list[str]]:
     """A split's padded token arrays and its reference texts, cached."""
@@ -280,8 +284,7 @@ class WmtDataset(base.Dataset):
     """One pair per row, `(num_chunks, chunk_size, max_len)`; whole padding
     rows (weights 0) fill the last chunk."""
     arrays, _ = self._split(split)
-    return streaming.chunked(streaming.padded_rows(arrays, chunk_size),
-                             chunk_size)
+    return chunks.chunked(chunks.padded_rows(arrays, chunk_size), chunk_size)
 
   def references(self, split: str) -> list[str]:
     """The target-language texts of a split, in row order."""

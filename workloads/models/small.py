@@ -11,7 +11,6 @@ from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 # "Weights are initialized with variance 1/fan_in"; biases are zero.
 fan_in_normal = nn.initializers.variance_scaling(1.0, 'fan_in', 'normal')
@@ -61,7 +60,3 @@ class ConvNet(nn.Module):
     for width in self.dense_widths:
       x = nn.relu(nn.Dense(width, kernel_init=fan_in_normal)(x))
     return nn.Dense(self.num_classes, kernel_init=fan_in_normal)(x)
-
-
-def count_params(params) -> int:
-  return sum(int(jnp.size(p)) for p in jax.tree.leaves(params))
