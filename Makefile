@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m harness.demo --experiment_dir=runs/demo
+	$(BIN)/python -m scoring.demo --experiment_dir=runs/demo
 
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \

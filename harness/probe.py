@@ -6,18 +6,16 @@ the end) the probe measures on the workload's fixed curvature batch:
 - the sharpness λ1(H) and top-k eigenvalues of the training-loss Hessian;
 - the preconditioned sharpness λ1(P^-1/2 H P^-1/2) = λ1(P⁻¹H), with P from
   the submission's `preconditioner` hook (None when it has none);
-- the stability threshold from the submission's `dynamics` hook at the
-  learning rate in force at that step, and their ratio.
+- the stability threshold of the submission's momentum (its `dynamics`
+  hook) at the learning rate its optimizer state holds, and their ratio;
+  where either is unknown the record says why instead.
 
-Batch normalisation: the loss is evaluated in train mode, with the batch
-statistics of each curvature chunk and no update of the running averages,
-i.e. the Hessian of the loss the training step differentiates. Dropout is
-off (no rng is passed to the model).
+The loss is `Workload.curvature_loss`, whose docstring gives its batch-norm
+and dropout convention.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -29,6 +27,7 @@ from harness import clock as clock_lib
 from harness import config as config_lib
 from harness import curvature
 from harness import mesh as mesh_lib
+from harness import records
 from harness import stability
 from submissions import api
 from workloads import base
@@ -57,7 +56,10 @@ class CurvatureProbe:
     chunk = min(regime.chunk_size, size)
     self.batch = parallel.shard_batch(dataset.fixed_batch(size, chunk))
     self.batch_size = size
-    loss_fn = functools.partial(_curvature_loss, workload)
+
+    def loss_fn(params, chunk, model_state):
+      return workload.curvature_loss(params, model_state, chunk)
+
     self._sharpness = curvature.make_sharpness_fn(
         loss_fn, k=config.top_k, num_iterations=config.num_iterations,
         tol=config.tol, return_vectors=config.warm_start)
@@ -66,7 +68,7 @@ class CurvatureProbe:
     self._warm: dict[str, Any] = {}
     self.total_seconds = 0.0
     self.last_step: int | None = None
-    self.at_solution: dict[str, Any] = {}
+    self.at_solution: records.ProbeRecord | None = None
 
   def due(self, step: int) -> bool:
     # Never at step 0: no update has been made, and an adaptive method's
@@ -88,54 +90,56 @@ class CurvatureProbe:
     return result
 
   def measure(self, step: int, params, model_state, optimizer_state, *,
-              reason: str, train_loss: float | None = None) -> dict[str, Any]:
+              reason: records.ProbeReason,
+              train_loss: float | None = None) -> records.ProbeRecord:
     """One probe; returns the `curvature.jsonl` record."""
     with clock_lib.Stopwatch() as watch:
       raw = self._eigen('raw', params, model_state, None)
       diag = self.submission.preconditioner(optimizer_state)
       pre = None if diag is None else self._eigen('pre', params, model_state,
                                                   diag)
+      learning_rate, unknown = self._learning_rate(optimizer_state)
       raw, pre, diag_norm = jax.device_get(
           (raw, pre, None if diag is None else optax.tree.norm(diag)))
     self.total_seconds += watch.seconds
     self.last_step = step
-    record = self._record(step, raw, pre, diag_norm, reason, train_loss)
-    record['probe_seconds'] = watch.seconds
-    if reason == 'solution':
+    top = tuple(float(x) for x in raw.eigenvalues)
+    pre_top = None if pre is None else tuple(float(x) for x in
+                                             pre.eigenvalues)
+    threshold = ratio = None
+    if unknown is None:
+      threshold = stability.threshold(self.dynamics, learning_rate)
+      ratio = (top if pre_top is None else pre_top)[0] / threshold
+    residuals = raw.residuals if pre is None else pre.residuals
+    record = records.ProbeRecord(
+        step=step, reason=reason, learning_rate=learning_rate,
+        train_loss=float(raw.loss) if train_loss is None else train_loss,
+        curvature_batch_loss=float(raw.loss),
+        sharpness=top[0], sharpness_topk=top,
+        preconditioned_sharpness=None if pre_top is None else pre_top[0],
+        preconditioned_sharpness_topk=pre_top,
+        stability_threshold=threshold, threshold_ratio=ratio,
+        threshold_unknown=unknown, grad_norm=float(raw.grad_norm),
+        preconditioner_norm=None if diag_norm is None else float(diag_norm),
+        lanczos_residual=float(np.max(residuals)),
+        lanczos_hvps=int(raw.num_hvps) + (0 if pre is None else
+                                          int(pre.num_hvps)),
+        lanczos_converged=bool(raw.converged) and (
+            pre is None or bool(pre.converged)),
+        curvature_batch_size=self.batch_size, probe_seconds=watch.seconds)
+    if reason is records.ProbeReason.SOLUTION:
       self.at_solution = record
     return record
 
-  def _record(self, step, raw, pre, diag_norm, reason, train_loss):
-    top = [float(x) for x in raw.eigenvalues]
-    pre_top = None if pre is None else [float(x) for x in pre.eigenvalues]
-    measured = top[0] if pre_top is None else pre_top[0]
-    lr = threshold = ratio = None
-    if self.dynamics is not None:
-      lr = self.dynamics.learning_rate_at(step)
-      threshold = stability.threshold(self.dynamics, step)
-      ratio = measured / threshold
-    residuals = raw.residuals if pre is None else pre.residuals
-    return {
-        'step': step, 'reason': reason, 'learning_rate': lr,
-        'train_loss': float(raw.loss) if train_loss is None else train_loss,
-        'curvature_batch_loss': float(raw.loss),
-        'sharpness': top[0], 'sharpness_topk': top,
-        'preconditioned_sharpness': None if pre_top is None else pre_top[0],
-        'preconditioned_sharpness_topk': pre_top,
-        'stability_threshold': threshold, 'threshold_ratio': ratio,
-        'grad_norm': float(raw.grad_norm),
-        'preconditioner_norm': None if diag_norm is None else float(diag_norm),
-        'lanczos_residual': float(np.max(residuals)),
-        'lanczos_hvps': int(raw.num_hvps) + (0 if pre is None else
-                                             int(pre.num_hvps)),
-        'lanczos_converged': bool(raw.converged) and (
-            pre is None or bool(pre.converged)),
-        'curvature_batch_size': self.batch_size,
-    }
-
-
-def _curvature_loss(workload: base.Workload, params, chunk, model_state):
-  loss, _ = workload.chunk_loss(params, model_state, chunk, None,
-                                mode=base.ForwardPassMode.TRAIN,
-                                update_batch_norm=False)
-  return loss
+  def _learning_rate(self, optimizer_state
+                     ) -> tuple[float | None, str | None]:
+    """The learning rate, and why the threshold is unknown (None if known)."""
+    try:
+      learning_rate = self.submission.learning_rate(optimizer_state)
+    except api.LearningRateUnknown as e:
+      return None, str(e)
+    if self.dynamics is None:
+      return learning_rate, (
+          f'{self.submission.name} has no dynamics hook, so its momentum '
+          'and threshold are unknown')
+    return learning_rate, None

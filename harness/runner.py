@@ -26,13 +26,14 @@ from harness import clock as clock_lib
 from harness import config as config_lib
 from harness import evaluation
 from harness import mesh as mesh_lib
+from harness import milestones as milestones_lib
 from harness import probe as probe_lib
 from harness import progress as progress_lib
 from harness import provenance
 from harness import records
 from submissions import api
 from submissions import loading
-from submissions.baselines import adaptive
+from submissions import preconditioner_file
 import workloads
 from workloads import base
 
@@ -45,7 +46,7 @@ class RunResult:
 
   run_dir: pathlib.Path
   status: Status
-  summary: dict[str, Any]
+  summary: records.Summary
 
 
 class _Stop(Exception):
@@ -77,15 +78,31 @@ class _TerminationSignals:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def train(config: config_lib.RunConfig) -> RunResult:
+def train(config: config_lib.RunConfig, *,
+          workload: base.Workload | None = None,
+          submission: api.Submission | None = None) -> RunResult:
   """Runs one submission on one workload and writes its run records.
+
+  Args:
+    config: the run.
+    workload: a workload object to run instead of looking up
+      `config.workload` (a test's own variant, say); the records name it.
+    submission: a loaded submission (`submissions.loading.load`) to run
+      instead of loading `config.submission` with `config.hparams`.
 
   Returns:
     The run directory, status and summary. An exception inside the loop is
     recorded as status `error` and then re-raised.
   """
-  workload = workloads.get(config.workload, config.data)
-  submission = loading.load(config.submission, config.hparams)
+  if workload is None:
+    workload = workloads.get(config.workload, config.data)
+  else:  # The records then name what actually ran.
+    config = dataclasses.replace(config, workload=workload.name)
+  if submission is None:
+    submission = loading.load(config.submission, config.hparams)
+  else:
+    config = dataclasses.replace(config, submission=submission.name,
+                                 hparams=submission.hparams.to_dict())
   regime = config_lib.resolve_regime(
       config, workload, submission.get_batch_size(workload.name))
   parallel = mesh_lib.DataParallel.over_all_devices()
@@ -123,50 +140,50 @@ class _TrainingLoop:
     self.times = {'first_step_s': 0.0, 'eval_time_s': 0.0}
     self.eval_results: list[tuple[int, dict[str, float]]] = []
     self.last_metrics: dict[str, float] = {}
-    self.time_to_target_s: float | None = None
-    self.steps_to_target: int | None = None
-    self.solution_step: int | None = None
+    self.milestones = milestones_lib.Milestones()
     self.probe: probe_lib.CurvatureProbe | None = None
 
   # ---- Records ----
 
-  def _meta(self, directory: pathlib.Path) -> dict[str, Any]:
-    config = dataclasses.asdict(self.config)
-    return {
-        'workload': self.workload.describe(),
-        'submission': {'name': self.submission.name,
-                       'spec': self.config.submission},
-        'hparams': self.submission.hparams.to_dict(),
-        'seed': self.config.seed, 'study': self.config.study,
-        'trial': self.config.trial, 'regime': dataclasses.asdict(self.regime),
-        'config': config, 'devices': provenance.devices(),
-        'versions': provenance.versions(), 'host': provenance.host(),
-        'start_time': provenance.now_iso(), 'run_dir': str(directory),
-    }
+  def _meta(self, directory: pathlib.Path) -> records.Meta:
+    return records.Meta(
+        workload=records.WorkloadFacts.from_json(
+            self.workload.describe(), source='Workload.describe()'),
+        submission=records.SubmissionFacts(
+            name=self.submission.name, spec=self.config.submission),
+        hparams=self.submission.hparams.to_dict(), seed=self.config.seed,
+        study=self.config.study, trial=self.config.trial,
+        regime=records.Regime(**dataclasses.asdict(self.regime)),
+        config=dataclasses.asdict(self.config),
+        devices=records.Devices(**provenance.devices()),
+        versions=provenance.versions(), host=provenance.host(),
+        start_time=provenance.now_iso(), run_dir=str(directory))
 
   def _summary(self, status: Status, wall_s: float,
-               error: str | None) -> dict[str, Any]:
+               error: str | None) -> records.Summary:
     probe = self.probe
-    at_solution = probe.at_solution if probe else {}
-    return {
-        'status': status.value,
-        'time_to_target_s': self.time_to_target_s,
-        'steps_to_target': self.steps_to_target,
-        'target_metric': f'validation/{self.workload.target_metric_name}',
-        'target_value': self.workload.target_value,
-        'solution_step': self.solution_step,
-        'sharpness_at_solution': at_solution.get('sharpness'),
-        'preconditioned_sharpness_at_solution': at_solution.get(
-            'preconditioned_sharpness'),
-        'final_step': self.step,
-        'final_metrics': self.last_metrics,
-        'submission_time_s': self.clock.elapsed_s,
-        'eval_time_s': self.times['eval_time_s'],
-        'probe_time_s': probe.total_seconds if probe else 0.0,
-        'first_step_s': self.times['first_step_s'],
-        'wall_time_s': wall_s,
-        'error': error,
-    }
+    at_solution = probe.at_solution if probe else None
+    reached = self.milestones
+    return records.Summary(
+        status=status,
+        time_to_target_s=reached.time_to_target_s,
+        steps_to_target=reached.steps_to_target,
+        target_metric=f'validation/{self.workload.target_metric_name}',
+        target_value=self.workload.target_value,
+        solution_step=reached.solution_step,
+        sharpness_at_solution=(
+            None if at_solution is None else at_solution.sharpness),
+        preconditioned_sharpness_at_solution=(
+            None if at_solution is None
+            else at_solution.preconditioned_sharpness),
+        final_step=self.step,
+        final_metrics=self.last_metrics,
+        submission_time_s=self.clock.elapsed_s,
+        eval_time_s=self.times['eval_time_s'],
+        probe_time_s=probe.total_seconds if probe else 0.0,
+        first_step_s=self.times['first_step_s'],
+        wall_time_s=wall_s,
+        error=error)
 
   def run(self, directory: pathlib.Path) -> RunResult:
     start = time.perf_counter()
@@ -186,14 +203,15 @@ class _TrainingLoop:
     summary = self._summary(status, time.perf_counter() - start, error)
     if self.writer:
       self.writer.write_summary(summary)
-    if self.steps_to_target is None:
+    reached = self.milestones
+    if not reached.reached_target:
       target = 'target not reached'
     else:
-      target = (f'target reached at step {self.steps_to_target} after '
-                f'{self.time_to_target_s:.2f}s')
+      target = (f'target reached at step {reached.steps_to_target} after '
+                f'{reached.time_to_target_s:.2f}s')
     self.progress.message(
         f'{status.value} after {self.step} steps: submission time '
-        f'{summary["submission_time_s"]:.2f}s, {target}; records in '
+        f'{summary.submission_time_s:.2f}s, {target}; records in '
         f'{directory}')
     if error:
       raise RuntimeError(f'run failed, recorded in {directory}:\n'
@@ -259,7 +277,7 @@ class _TrainingLoop:
     if self.step >= self.max_steps or self.clock.elapsed_s >= (
         self.max_runtime_s):
       self._final_measurements()
-      raise _Stop(Status.REACHED_TARGET if self.steps_to_target is not None
+      raise _Stop(Status.REACHED_TARGET if self.milestones.reached_target
                   else Status.BUDGET_EXHAUSTED)
 
   def _sync_due(self) -> bool:
@@ -285,7 +303,7 @@ class _TrainingLoop:
     if self._eval_due():
       self._evaluate()
     elif self.probe is not None and self.probe.due(self.step):
-      self._probe('schedule')
+      self._probe(records.ProbeReason.SCHEDULE)
 
   def _evaluate(self) -> None:
     params, opt_state, model_state = self.state
@@ -295,57 +313,60 @@ class _TrainingLoop:
           self.step, jax.random.PRNGKey(0))
       metrics = self.evaluator(params, model_state)
     self.times['eval_time_s'] += watch.seconds
-    train_loss = metrics['train/loss']
-    reached = self.workload.has_reached_validation_target(metrics)
-    record = {'step': self.step, 'submission_time_s': self.clock.elapsed_s,
-              'train_loss': train_loss, 'target_reached': reached,
-              'eval_seconds': watch.seconds, **metrics}
+    record = records.EvalRecord(
+        step=self.step, submission_time_s=self.clock.elapsed_s,
+        train_loss=metrics['train/loss'],
+        target_reached=self.workload.has_reached_validation_target(metrics),
+        eval_seconds=watch.seconds, metrics=metrics)
     self.eval_results.append((self.step, metrics))
     self.last_metrics = metrics
     if self.writer:
-      self.writer.append_metrics(record)
-    if not math.isfinite(train_loss):
+      self.writer.append_eval(record)
+    self._act_on(record)
+
+  def _act_on(self, record: records.EvalRecord) -> None:
+    """Milestones of an evaluation: stop, report, probe, as they ask."""
+    self.milestones, events = self.milestones.after_evaluation(
+        step=record.step, submission_time_s=record.submission_time_s,
+        train_loss=record.train_loss, target_reached=record.target_reached,
+        train_loss_threshold=self.workload.train_loss_threshold)
+    if milestones_lib.Event.DIVERGED in events:
       raise _Stop(Status.DIVERGED)
     target = f'validation/{self.workload.target_metric_name}'
-    self.progress.step(self.step, self.clock.elapsed_s, train_loss,
-                       f'{target} {metrics[target]:.4f}', force=True)
-    events = []
-    if reached and self.steps_to_target is None:
-      self.time_to_target_s = self.clock.elapsed_s
-      self.steps_to_target = self.step
-      events.append('target')
-    if (train_loss < self.workload.train_loss_threshold and
-        self.solution_step is None):
-      self.solution_step = self.step
-      events.append('solution')
+    self.progress.step(self.step, self.clock.elapsed_s, record.train_loss,
+                       f'{target} {record.metrics[target]:.4f}', force=True)
     at_events = events and self.config.curvature.at_events
     if self.probe is not None and (at_events or self.probe.due(self.step)):
-      self._probe(events[-1] if at_events else 'schedule', train_loss)
-    if 'target' in events and self.config.stop_at_target:
+      reason = (records.ProbeReason(events[-1].value) if at_events
+                else records.ProbeReason.SCHEDULE)
+      self._probe(reason, record.train_loss)
+    if (milestones_lib.Event.TARGET in events and
+        self.config.stop_at_target):
       self._final_measurements()
       raise _Stop(Status.REACHED_TARGET)
 
-  def _probe(self, reason: str, train_loss: float | None = None) -> None:
+  def _probe(self, reason: records.ProbeReason,
+             train_loss: float | None = None) -> None:
     params, opt_state, model_state = self.state
     record = self.probe.measure(self.step, params, model_state, opt_state,
                                 reason=reason, train_loss=train_loss)
     if self.writer:
-      self.writer.append_curvature(record)
+      self.writer.append_probe(record)
 
   def _final_measurements(self) -> None:
     if not self.eval_results or self.eval_results[-1][0] != self.step:
       self._evaluate()
     if (self.probe is not None and self.config.curvature.at_events and
         self.probe.last_step != self.step):
-      self._probe('final')
+      self._probe(records.ProbeReason.FINAL)
 
   def _save_preconditioner(self) -> None:
     diag = self.submission.preconditioner(self.state[1])
     if diag is None:
       raise ValueError(f'{self.submission.name} has no preconditioner to save')
     if self.writer:
-      adaptive.save_preconditioner(
-          str(self.writer.directory / f'preconditioner_step_{self.step}.npz'),
+      preconditioner_file.save(
+          records.preconditioner_path(self.writer.directory, self.step),
           jax.device_get(diag))
 
 

@@ -21,6 +21,12 @@ polynomial gives the thresholds:
   EMA versions: divide by (1 − β) — 38/η (HB) and 13.57/η (Nesterov) at
   β = 0.9.
 
+The update rule comes from a submission's `submissions.dynamics.Dynamics`
+(momentum, style, β); the learning rate η is a separate argument, the value
+in force at the step in question (the harness reads it from the optimizer
+state), so during warmup the threshold falls as η rises. The simulation
+takes η as a float or as a schedule `step -> η`, since it needs one per step.
+
 References:
   J. Cohen et al., "Adaptive Gradient Methods at the Edge of Stability",
   arXiv:2207.14484 (2022), Table 1 and Appendices A, C.
@@ -30,87 +36,27 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import math
 from typing import Callable
 
 import numpy as np
 
+from submissions import dynamics as dynamics_lib
 
-class Momentum(enum.Enum):
-  """Kind of momentum in an update."""
-
-  NONE = 'none'
-  HEAVY_BALL = 'heavy_ball'
-  NESTEROV = 'nesterov'
-
-
-class Style(enum.Enum):
-  """Parameterisation of the momentum buffer.
-
-  STANDARD: m ← βm + g. EMA: m ← βm + (1 − β)g (Adam's first moment).
-  """
-
-  STANDARD = 'standard'
-  EMA = 'ema'
-
+# The harness names these from here; submissions import submissions.dynamics.
+Dynamics = dynamics_lib.Dynamics
+Momentum = dynamics_lib.Momentum
+Style = dynamics_lib.Style
 
 Schedule = Callable[[int], float]
 
 
-@dataclasses.dataclass(frozen=True)
-class Dynamics:
-  """The linear dynamics of an update rule, for its stability threshold.
-
-  For a preconditioned method (Adam, ...) this describes the update with the
-  preconditioner frozen; its threshold applies to λ1(P⁻¹H).
-
-  Attributes:
-    momentum: a `Momentum` (or its value, e.g. 'heavy_ball').
-    style: a `Style` (or its value); ignored when momentum is NONE.
-    beta: momentum coefficient, 0 ≤ β < 1; ignored when momentum is NONE.
-    learning_rate: η > 0, or a schedule `step -> η`.
-  """
-
-  momentum: Momentum = Momentum.NONE
-  style: Style = Style.STANDARD
-  beta: float = 0.0
-  learning_rate: float | Schedule = 1.0
-
-  def __post_init__(self):
-    object.__setattr__(self, 'momentum', Momentum(self.momentum))
-    object.__setattr__(self, 'style', Style(self.style))
-    if not 0.0 <= self.beta < 1.0:
-      raise ValueError(f'beta must satisfy 0 <= beta < 1, got {self.beta}')
-    if not callable(self.learning_rate):
-      lr = float(self.learning_rate)
-      if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f'learning_rate must be finite and > 0, got {lr}')
-
-  def learning_rate_at(self, step: int) -> float:
-    """η in force at `step` (a schedule may give 0, e.g. warmup start).
-
-    Raises:
-      ValueError: if a schedule gives a negative or non-finite value.
-    """
-    if not callable(self.learning_rate):
-      return float(self.learning_rate)
-    lr = float(self.learning_rate(step))
-    if not (math.isfinite(lr) and lr >= 0):
-      raise ValueError(
-          f'learning rate schedule gave {lr} at step {step}; need >= 0')
-    return lr
-
-  @property
-  def _key(self) -> tuple[Momentum, Style]:
-    if self.momentum is Momentum.NONE:
-      return (Momentum.NONE, Style.STANDARD)
-    return (self.momentum, self.style)
-
-  @property
-  def _beta(self) -> float:
-    return 0.0 if self.momentum is Momentum.NONE else self.beta
+def _checked(learning_rate: float) -> float:
+  """η as a float; 0 is allowed (e.g. the first step of a warmup)."""
+  eta = float(learning_rate)
+  if not (math.isfinite(eta) and eta >= 0):
+    raise ValueError(f'learning_rate must be finite and >= 0, got {eta}')
+  return eta
 
 
 # Threshold on λ as a function of (η, β).
@@ -157,49 +103,51 @@ _POLYNOMIALS: dict[tuple[Momentum, Style],
 }
 
 
-def threshold(dynamics: Dynamics, step: int = 0) -> float:
-  """The largest stable eigenvalue (of H, or of P⁻¹H) at `step`.
-
-  Uses the learning rate in force at `step`, so during warmup the threshold
-  falls as η rises. Returns `inf` where η = 0.
+def threshold(dynamics: Dynamics, learning_rate: float) -> float:
+  """The largest stable eigenvalue (of H, or of P⁻¹H) at learning rate η.
 
   Args:
     dynamics: the update's `Dynamics`.
-    step: the training step (only matters for a schedule).
+    learning_rate: η in force at the step in question, finite and >= 0.
 
   Returns:
     GD 2/η; standard HB (2+2β)/η; EMA HB (2+2β)/((1−β)η); standard Nesterov
-    (2+2β)/((1+2β)η); EMA Nesterov (2+2β)/((1−β)(1+2β)η).
+    (2+2β)/((1+2β)η); EMA Nesterov (2+2β)/((1−β)(1+2β)η). `inf` where η = 0:
+    every curvature is stable then.
+
+  Raises:
+    ValueError: if `learning_rate` is negative or not finite.
   """
-  eta = dynamics.learning_rate_at(step)
+  eta = _checked(learning_rate)
   if eta == 0:
     return math.inf
-  return _THRESHOLDS[dynamics._key](eta, dynamics._beta)
+  return _THRESHOLDS[dynamics.kind](eta, dynamics.effective_beta)
 
 
 def characteristic_roots(dynamics: Dynamics, eigenvalue: float,
-                         step: int = 0) -> np.ndarray:
+                         learning_rate: float) -> np.ndarray:
   """Roots of the per-eigenvalue recurrence's characteristic polynomial.
 
   Args:
     dynamics: the update's `Dynamics`.
     eigenvalue: λ, an eigenvalue of H (or of P⁻¹H).
-    step: the training step (only matters for a schedule).
+    learning_rate: η, finite and >= 0.
 
   Returns:
     Complex roots: one for GD (first-order recurrence), two otherwise. The
     component along the eigenvector grows like the largest magnitude.
   """
-  eta = dynamics.learning_rate_at(step)
-  coeffs = _POLYNOMIALS[dynamics._key](eta, dynamics._beta, float(eigenvalue))
+  coeffs = _POLYNOMIALS[dynamics.kind](_checked(learning_rate),
+                                       dynamics.effective_beta,
+                                       float(eigenvalue))
   return np.roots(np.asarray(coeffs, np.float64)).astype(np.complex128)
 
 
 def spectral_radius(dynamics: Dynamics, eigenvalue: float,
-                    step: int = 0) -> float:
+                    learning_rate: float) -> float:
   """Largest root magnitude: the asymptotic growth factor per step."""
   return float(np.max(np.abs(characteristic_roots(dynamics, eigenvalue,
-                                                  step))))
+                                                  learning_rate))))
 
 
 # One step of each update rule on f(x) = λx²/2 (g = λx), as written in the
@@ -239,18 +187,40 @@ _UPDATES = {
 
 
 def simulate_quadratic(dynamics: Dynamics, eigenvalue: float, num_steps: int,
-                       *, x0: float = 1.0, m0: float = 0.0) -> np.ndarray:
+                       *, learning_rate: float | Schedule, x0: float = 1.0,
+                       m0: float = 0.0) -> np.ndarray:
   """Runs the update rule on f(x) = λx²/2; returns x_0, …, x_num_steps.
 
-  Once |x| exceeds 1e300 the remaining entries are inf.
+  Args:
+    dynamics: the update's `Dynamics`.
+    eigenvalue: λ.
+    num_steps: number of updates.
+    learning_rate: η, or a schedule `step -> η` (step t makes x_{t+1}).
+    x0: starting point.
+    m0: starting momentum buffer.
+
+  Returns:
+    The iterates; once |x| exceeds 1e300 the remaining entries are inf.
+
+  Raises:
+    ValueError: if η, or a schedule's value at some step, is negative or not
+      finite.
   """
-  update = _UPDATES[dynamics._key]
+  if callable(learning_rate):
+    schedule = learning_rate
+  else:
+    eta = _checked(learning_rate)
+    schedule = lambda step: eta  # noqa: E731
+  update = _UPDATES[dynamics.kind]
   xs = np.empty(num_steps + 1)
   x, m = float(x0), float(m0)
   xs[0] = x
   for t in range(num_steps):
-    x, m = update(x, m, eigenvalue * x, dynamics.learning_rate_at(t),
-                  dynamics._beta)
+    eta_t = float(schedule(t))
+    if not (math.isfinite(eta_t) and eta_t >= 0):
+      raise ValueError(
+          f'learning rate schedule gave {eta_t} at step {t}; need >= 0')
+    x, m = update(x, m, eigenvalue * x, eta_t, dynamics.effective_beta)
     if not math.isfinite(x) or abs(x) > 1e300:
       xs[t + 1:] = math.inf
       break

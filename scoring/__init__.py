@@ -5,13 +5,19 @@ Modules:
     per study, median over studies), performance ratios, performance profiles
     and the benchmark score.
   aeos: adaptive-edge-of-stability statistics of one run's curvature probes.
-  stats: `compute_leaderboard`, the statistics of a set of experiment
+  leaderboard: `compute_leaderboard`, the statistics of a set of experiment
     directories, computed once (`Leaderboard`).
-  tables, figures, report_markdown, report_html: views of those statistics.
-  leaderboard: `build_report`, which writes every view into a report
-    directory (`python -m scoring.leaderboard`).
-  compare: what changed between two reports (`python -m scoring.compare`).
+  tables, figures, run_figure, report_markdown, report_html: views of those
+    statistics.
+  report_files: `build_report`, which writes every view into a report
+    directory.
+  comparison: what changed between two reports.
+  main_job: the main job, which trains with the harness and then scores what
+    it wrote: the one module here that calls the runner.
 
-Scoring reads runs only through `harness.records`; it never imports the
-training runner and never parses text logs.
+Entry points, which only parse flags: `python -m scoring.report`,
+`python -m scoring.compare`, `python -m scoring.demo`.
+
+Scoring reads runs only through `harness.records` and never parses text
+logs.
 """

@@ -18,6 +18,8 @@ wins; probes whose threshold ratio is not a finite number are ignored):
   `preconditioned_sharpness_at_solution`; when absent, the probe at
   `solution_step`.
 
+Runs are read through `harness.records` (`ProbeRecord`, `Summary`).
+
 A run without probes (or that never reaches the onset) gets None for the
 statistics that need them, never an error.
 """
@@ -25,22 +27,14 @@ statistics that need them, never an error.
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from harness.records import ProbeRecord, Summary, finite
+
 ONSET_RATIO = 0.9
 BAND = 0.15
-
-
-def _finite(value: Any) -> bool:
-  return (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value))
-
-
-def _number(value: Any) -> float | None:
-  return float(value) if _finite(value) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,46 +98,44 @@ class AeosStats:
   preconditioned_sharpness_at_solution: float | None = None
 
 
-def usable_probes(curvature: Sequence[Mapping[str, Any]]
-                  ) -> list[Mapping[str, Any]]:
-  """Probes with a finite threshold ratio, sorted by step, one per step."""
-  by_step: dict[int, Mapping[str, Any]] = {}
+def _one_per_step(curvature: Sequence[ProbeRecord]) -> list[ProbeRecord]:
+  """Probes sorted by step; of several at one step the first written."""
+  by_step: dict[int, ProbeRecord] = {}
   for probe in curvature:
-    if _finite(probe.get('threshold_ratio')) and _finite(probe.get('step')):
-      by_step.setdefault(int(probe['step']), probe)
+    by_step.setdefault(probe.step, probe)
   return [by_step[s] for s in sorted(by_step)]
 
 
-def curvature_series(curvature: Sequence[Mapping[str, Any]]
-                     ) -> CurvatureSeries:
+def usable_probes(curvature: Sequence[ProbeRecord]) -> list[ProbeRecord]:
+  """Probes with a finite threshold ratio, sorted by step, one per step."""
+  return _one_per_step([p for p in curvature
+                        if finite(p.threshold_ratio) is not None])
+
+
+def curvature_series(curvature: Sequence[ProbeRecord]) -> CurvatureSeries:
   """The probe series of a run, for figures."""
-  by_step: dict[int, Mapping[str, Any]] = {}
-  for probe in curvature:
-    if _finite(probe.get('step')):
-      by_step.setdefault(int(probe['step']), probe)
-  probes = [by_step[s] for s in sorted(by_step)]
+  probes = _one_per_step(curvature)
   return CurvatureSeries(
-      steps=tuple(int(p['step']) for p in probes),
-      sharpness=tuple(_number(p.get('sharpness')) for p in probes),
+      steps=tuple(p.step for p in probes),
+      sharpness=tuple(finite(p.sharpness) for p in probes),
       preconditioned_sharpness=tuple(
-          _number(p.get('preconditioned_sharpness')) for p in probes),
-      threshold=tuple(_number(p.get('stability_threshold')) for p in probes))
+          finite(p.preconditioned_sharpness) for p in probes),
+      threshold=tuple(finite(p.stability_threshold) for p in probes))
 
 
-def _at_solution(summary: Mapping[str, Any] | None,
-                 probes: Sequence[Mapping[str, Any]]
+def _at_solution(summary: Summary | None, probes: Sequence[ProbeRecord]
                  ) -> tuple[int | None, float | None, float | None]:
-  summary = summary or {}
-  step = summary.get('solution_step')
-  step = int(step) if _finite(step) else None
-  sharp = _number(summary.get('sharpness_at_solution'))
-  precond = _number(summary.get('preconditioned_sharpness_at_solution'))
-  probe = next((p for p in probes if step is not None and p['step'] == step),
+  if summary is None:
+    return None, None, None
+  step = summary.solution_step
+  sharp = finite(summary.sharpness_at_solution)
+  precond = finite(summary.preconditioned_sharpness_at_solution)
+  probe = next((p for p in probes if step is not None and p.step == step),
                None)
   if probe is not None:
-    sharp = sharp if sharp is not None else _number(probe.get('sharpness'))
-    precond = precond if precond is not None else _number(
-        probe.get('preconditioned_sharpness'))
+    sharp = sharp if sharp is not None else finite(probe.sharpness)
+    precond = precond if precond is not None else finite(
+        probe.preconditioned_sharpness)
   return step, sharp, precond
 
 
@@ -153,8 +145,8 @@ def _growth(final: float | None, onset: float | None) -> float | None:
   return final / onset
 
 
-def aeos_stats(curvature: Sequence[Mapping[str, Any]],
-               summary: Mapping[str, Any] | None = None, *,
+def aeos_stats(curvature: Sequence[ProbeRecord],
+               summary: Summary | None = None, *,
                onset_ratio: float = ONSET_RATIO,
                band: float = BAND) -> AeosStats:
   """AEoS statistics of one run.
@@ -169,27 +161,25 @@ def aeos_stats(curvature: Sequence[Mapping[str, Any]],
   Returns:
     The statistics; None fields where the records cannot give them.
   """
-  every_probe = sorted(
-      (p for p in curvature if _finite(p.get('step'))),
-      key=lambda p: p['step'])
+  every_probe = sorted(curvature, key=lambda p: p.step)
   solution_step, sharp_sol, precond_sol = _at_solution(summary, every_probe)
   probes = usable_probes(curvature)
   preconditioned = any(
-      _finite(p.get('preconditioned_sharpness')) for p in curvature)
+      finite(p.preconditioned_sharpness) is not None for p in curvature)
   base = AeosStats(
       num_probes=len(probes), preconditioned=preconditioned,
       solution_step=solution_step, sharpness_at_solution=sharp_sol,
       preconditioned_sharpness_at_solution=precond_sol)
   onset = next((i for i, p in enumerate(probes)
-                if p['threshold_ratio'] >= onset_ratio), None)
+                if p.threshold_ratio >= onset_ratio), None)
   if onset is None:
     return base
-  after = np.array([p['threshold_ratio'] for p in probes[onset:]], float)
+  after = np.array([p.threshold_ratio for p in probes[onset:]], float)
   q25, q50, q75 = np.percentile(after, [25, 50, 75]).tolist()
-  sharp_onset = _number(probes[onset].get('sharpness'))
-  sharp_final = _number(probes[-1].get('sharpness'))
+  sharp_onset = finite(probes[onset].sharpness)
+  sharp_final = finite(probes[-1].sharpness)
   return dataclasses.replace(
-      base, onset_step=int(probes[onset]['step']), ratio_median=q50,
+      base, onset_step=probes[onset].step, ratio_median=q50,
       ratio_q25=q25, ratio_q75=q75, ratio_iqr=q75 - q25,
       fraction_in_band=float(np.mean(np.abs(after - 1.0) <= band)),
       sharpness_at_onset=sharp_onset, sharpness_final=sharp_final,

@@ -1,4 +1,4 @@
-"""Figures of a leaderboard, drawn from `stats.Leaderboard` as PNG bytes.
+"""Figures of a leaderboard, drawn from `leaderboard.Leaderboard` as PNG bytes.
 
 Per ranking group:
   profile: performance profiles rho_s(tau) on [1, tau_max].
@@ -22,7 +22,7 @@ import math
 import re
 from typing import Any, Callable, Sequence
 
-from scoring import stats
+from scoring import leaderboard as leaderboard_lib
 
 _MARKERS = 'osD^vP*Xh<>'
 
@@ -72,7 +72,7 @@ def _colours(submissions: Sequence[str]) -> dict[str, Any]:
   return {s: cmap(i % 10) for i, s in enumerate(sorted(submissions))}
 
 
-def _profile(group: stats.RankingGroup, colours: dict[str, Any],
+def _profile(group: leaderboard_lib.RankingGroup, colours: dict[str, Any],
              tau_max: float) -> Any:
   fig, ax = new_axes()
   for standing in group.standings:
@@ -87,7 +87,7 @@ def _profile(group: stats.RankingGroup, colours: dict[str, Any],
   return fig
 
 
-def _times(group: stats.RankingGroup, colours: dict[str, Any]) -> Any:
+def _times(group: leaderboard_lib.RankingGroup, colours: dict[str, Any]) -> Any:
   fig, ax = new_axes(max(6.4, 1.6 * len(group.workloads) + 2), 4.0)
   width = min(0.35, 0.8 / max(1, len(group.submissions)))
   finite = [c.time_s for c in group.cells if math.isfinite(c.time_s)
@@ -128,7 +128,7 @@ def _positive(steps: Sequence[int], values: Sequence[float | None]
   return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _sharpness(group: stats.RankingGroup, workload: str,
+def _sharpness(group: leaderboard_lib.RankingGroup, workload: str,
                colours: dict[str, Any]) -> Any | None:
   cells = [group.cell(workload, s) for s in group.submissions]
   cells = [c for c in cells if c.series.steps]
@@ -157,8 +157,8 @@ def _sharpness(group: stats.RankingGroup, workload: str,
   return fig
 
 
-def _solution(leaderboard: stats.Leaderboard,
-              group: stats.RankingGroup,
+def _solution(leaderboard: leaderboard_lib.Leaderboard,
+              group: leaderboard_lib.RankingGroup,
               colours: dict[str, Any]) -> Any | None:
   runs = [r for r in leaderboard.runs if r.device_kind in group.device_kinds
           and r.aeos.solution_step is not None
@@ -188,8 +188,8 @@ def _solution(leaderboard: stats.Leaderboard,
   return fig
 
 
-def _group_figures(leaderboard: stats.Leaderboard,
-                   group: stats.RankingGroup, colours: dict[str, Any]
+def _group_figures(leaderboard: leaderboard_lib.Leaderboard,
+                   group: leaderboard_lib.RankingGroup, colours: dict[str, Any]
                    ) -> list[tuple[str, str, str, Callable[[], Any]]]:
   """(kind, name, title, draw) per figure of a group."""
   prefix = slug(group.name)
@@ -211,7 +211,7 @@ def _group_figures(leaderboard: stats.Leaderboard,
   return items
 
 
-def render_figures(leaderboard: stats.Leaderboard, *, dpi: int = 100
+def render_figures(leaderboard: leaderboard_lib.Leaderboard, *, dpi: int = 100
                    ) -> tuple[Figure, ...]:
   """Every figure of the report; figures without data are left out.
 

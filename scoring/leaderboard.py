@@ -1,221 +1,362 @@
-r"""Builds a leaderboard report from experiment directories.
+"""The computed statistics of a leaderboard: every view renders these.
 
-  python -m scoring.leaderboard --experiment_dirs=runs/a,runs/b \
-      --out=reports/today [--allow_mixed_hardware] [--tau_max=4]
+`compute_leaderboard(experiment_dirs)` reads every run directory through
+`harness.records`, scores each run, groups runs by hardware, aggregates the
+trials and studies, and computes ratios, profiles, scores, ranks and AEoS
+statistics once. Tables, figures, Markdown, HTML, JSON and CSV are all views
+of the `Leaderboard` it returns.
 
-The report directory holds views of one `stats.Leaderboard`:
-  report.md         Markdown, linking figures/*.png
-  index.html        one self-contained page (figures as base64 data URIs)
-  leaderboard.json  the statistics, machine-readable (read by scoring.compare)
-  runs.csv          one row per scored run, with its AEoS statistics
-  scores.csv        one row per submission and ranking group
-  times.csv         one row per workload, submission and ranking group
-  figures/*.png     the figures
+Fixed hardware: times from different device kinds (meta.json
+`devices.kind`) are not comparable, so by default each device kind gets its
+own ranking group. With `allow_mixed_hardware=True` all runs form a single
+group marked `mixed`, and every view says so.
 
-Runs on different device kinds are ranked separately (one ranking group per
-kind) unless `--allow_mixed_hardware` is given; a mixed ranking carries a
-visible warning in every view. Unusable records are skipped with a warning and
-listed in the report's Skipped section.
+Within a group, the n workloads of the performance profile are those with at
+least one scored run in the group; a submission without runs on one of them
+counts as failing there (time inf), as in AlgoPerf.
 
-Tests and other code call `build_report(experiment_dirs, out_dir)`.
+Bad input never stops the build: a run directory whose meta.json is missing
+or corrupt, a run still in progress (no usable summary.json), a run that
+claims the target without a time, or a duplicate of a run already read (same
+workload, submission, study and trial in another experiment directory) is
+skipped; a truncated or corrupt JSONL line is skipped while the rest of the
+run is used. Each is logged with `absl.logging.warning` and listed in
+`Leaderboard.skipped`. A run in progress is left out rather than counted as
+a failed trial, because it may still reach the target.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import enum
-import json
 import math
 import os
 import pathlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 
+from harness import records
 from scoring import aeos
-from scoring import figures as figures_lib
-from scoring import report_html
-from scoring import report_markdown
 from scoring import scores
-from scoring import stats
 
-JSON_SCHEMA = 'aeosperf.leaderboard/1'
-JSON_FILE = 'leaderboard.json'
-MARKDOWN_FILE = 'report.md'
-HTML_FILE = 'index.html'
-RUNS_CSV = 'runs.csv'
-SCORES_CSV = 'scores.csv'
-TIMES_CSV = 'times.csv'
+MIXED_GROUP = 'mixed hardware'
 
 
 @dataclasses.dataclass(frozen=True)
-class Report:
-  """A written report.
+class Skipped:
+  """A run or part of a run left out of the statistics.
 
   Attributes:
-    leaderboard: the statistics every file shows.
-    out_dir: the report directory.
-    files: every file written, relative to out_dir.
+    path: the file or run directory.
+    reason: why, in words.
+    whole_run: True when the run was left out; False when only a line or a
+      file of it was.
   """
 
-  leaderboard: stats.Leaderboard
-  out_dir: pathlib.Path
-  files: tuple[str, ...]
+  path: str
+  reason: str
+  whole_run: bool
 
 
-def jsonable(value: Any) -> Any:
-  """Plain JSON data; non-finite floats become None (not reached / unknown)."""
-  if dataclasses.is_dataclass(value) and not isinstance(value, type):
-    return {f.name: jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)}
-  if isinstance(value, enum.Enum):
-    return value.value
-  if isinstance(value, float):
-    return value if math.isfinite(value) else None
-  if isinstance(value, Mapping):
-    return {str(k): jsonable(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [jsonable(v) for v in value]
-  return value
+@dataclasses.dataclass(frozen=True)
+class RunEntry:
+  """One scored run: its time to target and its AEoS statistics."""
+
+  path: str
+  workload: str
+  submission: str
+  study: int
+  trial: int
+  device_kind: str
+  status: records.Status
+  time_to_target_s: float
+  steps_to_target: int | None
+  seed: Any
+  hparams: dict[str, Any]
+  final_step: int
+  error: str | None
+  aeos: aeos.AeosStats
+  series: aeos.CurvatureSeries
 
 
-def leaderboard_json(leaderboard: stats.Leaderboard) -> dict[str, Any]:
-  """The JSON view: the statistics, with null for infinite times.
+@dataclasses.dataclass(frozen=True)
+class WorkloadInfo:
+  """A workload's target, as its runs' meta.json gives it."""
 
-  Runs carry their AEoS statistics but not their probe series; each cell
-  carries its representative run's series.
+  name: str
+  target_metric: str
+  target_value: float
+  target_higher_is_better: bool
+  train_loss_threshold: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One submission on one workload within a ranking group.
+
+  Attributes:
+    workload: workload name.
+    submission: submission name.
+    time_s: t_{s,w}, median over studies of the fastest trial (inf: failed).
+    steps: the same aggregation of steps to target.
+    ratio: r_{s,w} = time_s / fastest time_s on the workload.
+    num_runs: scored runs.
+    study_times: each study's fastest time, by study index.
+    representative: path of the run that sets the median (or, when none
+      reached the target, the run with the most probes); None without runs.
+    aeos: that run's AEoS statistics.
+    series: that run's probe series.
   """
-  data = jsonable(leaderboard)
-  for run in data['runs']:
-    del run['series']
-  return {'schema': JSON_SCHEMA, **data}
+
+  workload: str
+  submission: str
+  time_s: float
+  steps: float
+  ratio: float
+  num_runs: int
+  study_times: tuple[float, ...]
+  representative: str | None
+  aeos: aeos.AeosStats | None
+  series: aeos.CurvatureSeries
 
 
-_RUN_COLUMNS = ('path', 'workload', 'submission', 'study', 'trial',
-                'device_kind', 'status', 'time_to_target_s', 'steps_to_target',
-                'final_step', 'seed', 'hparams', 'error')
-_AEOS_COLUMNS = tuple(f.name for f in dataclasses.fields(aeos.AeosStats))
+@dataclasses.dataclass(frozen=True)
+class Standing:
+  """A submission's place in one ranking group."""
+
+  submission: str
+  score: float
+  rank: int
+  workloads_reached: int
 
 
-def _csv_value(value: Any) -> Any:
-  if isinstance(value, enum.Enum):
-    return value.value
-  if isinstance(value, dict):
-    return json.dumps(value, sort_keys=True)
-  return '' if value is None else value
+@dataclasses.dataclass(frozen=True)
+class RankingGroup:
+  """Runs ranked together: one device kind, or all kinds when mixed."""
+
+  name: str
+  device_kinds: tuple[str, ...]
+  mixed: bool
+  workloads: tuple[WorkloadInfo, ...]
+  submissions: tuple[str, ...]
+  standings: tuple[Standing, ...]
+  cells: tuple[Cell, ...]
+  profile: scores.PerformanceProfile
+
+  def cell(self, workload: str, submission: str) -> Cell:
+    return next(c for c in self.cells
+                if (c.workload, c.submission) == (workload, submission))
 
 
-def _write_csv(path: pathlib.Path, columns: Sequence[str],
-               rows: Sequence[Sequence[Any]]) -> None:
-  with open(path, 'w', newline='', encoding='utf-8') as f:
-    writer = csv.writer(f)
-    writer.writerow(columns)
-    writer.writerows([_csv_value(v) for v in row] for row in rows)
+@dataclasses.dataclass(frozen=True)
+class Leaderboard:
+  """Everything a report shows, computed once."""
+
+  experiment_dirs: tuple[str, ...]
+  allow_mixed_hardware: bool
+  tau_max: float
+  groups: tuple[RankingGroup, ...]
+  runs: tuple[RunEntry, ...]
+  skipped: tuple[Skipped, ...]
 
 
-def write_csvs(leaderboard: stats.Leaderboard, out_dir: pathlib.Path
-               ) -> tuple[str, ...]:
-  """Writes runs.csv, scores.csv and times.csv; returns their names."""
-  _write_csv(out_dir / RUNS_CSV, _RUN_COLUMNS + _AEOS_COLUMNS, [
-      [getattr(r, c) for c in _RUN_COLUMNS] +
-      [getattr(r.aeos, c) for c in _AEOS_COLUMNS] for r in leaderboard.runs])
-  _write_csv(out_dir / SCORES_CSV, (
-      'group', 'device_kinds', 'mixed_hardware', 'rank', 'submission',
-      'score', 'workloads_reached', 'num_workloads'), [
-          (g.name, ';'.join(g.device_kinds), g.mixed, s.rank, s.submission,
-           s.score, s.workloads_reached, len(g.workloads))
-          for g in leaderboard.groups for s in g.standings])
-  _write_csv(out_dir / TIMES_CSV, (
-      'group', 'workload', 'submission', 'time_to_target_s', 'steps',
-      'ratio', 'num_runs', 'representative_run'), [
-          (g.name, c.workload, c.submission, c.time_s, c.steps, c.ratio,
-           c.num_runs, c.representative)
-          for g in leaderboard.groups for c in g.cells])
-  return (RUNS_CSV, SCORES_CSV, TIMES_CSV)
+def _skip(skipped: list[Skipped], path: Any, reason: str,
+          whole_run: bool) -> None:
+  logging.warning('Skipped %s: %s', path, reason)
+  skipped.append(Skipped(path=str(path), reason=reason, whole_run=whole_run))
 
 
-def write_figures(figures: Sequence[figures_lib.Figure],
-                  out_dir: pathlib.Path) -> tuple[str, ...]:
-  directory = out_dir / report_markdown.FIGURE_DIR
-  directory.mkdir(parents=True, exist_ok=True)
-  names = []
-  for figure in figures:
-    (directory / figure.name).write_bytes(figure.png)
-    names.append(f'{report_markdown.FIGURE_DIR}/{figure.name}')
-  return tuple(names)
+def _entry(record: records.RunRecord) -> RunEntry:
+  """Scores one run; raises RecordError when it cannot be scored."""
+  score = scores.run_score(record)
+  summary = record.summary
+  return RunEntry(
+      path=str(record.path), workload=record.workload,
+      submission=record.submission, study=record.study, trial=record.trial,
+      device_kind=record.device_kind, status=record.status,
+      time_to_target_s=score.time_to_target_s,
+      steps_to_target=score.steps_to_target, seed=record.meta.seed,
+      hparams=dict(record.meta.hparams), final_step=summary.final_step,
+      error=summary.error,
+      aeos=aeos.aeos_stats(record.curvature, record.summary),
+      series=aeos.curvature_series(record.curvature))
 
 
-def build_report(experiment_dirs: Sequence[str | os.PathLike],
-                 out_dir: str | os.PathLike, *,
-                 allow_mixed_hardware: bool = False,
-                 tau_max: float = scores.DEFAULT_TAU_MAX,
-                 dpi: int = 100) -> Report:
-  """Computes the leaderboard once and writes every view of it.
+def _unfinished_reason(record: records.RunRecord) -> str:
+  """Why a run has no summary: still running, or its summary is unusable."""
+  bad_summary = [w for w in record.warnings if records.SUMMARY_FILE in w]
+  return bad_summary[0] if bad_summary else (
+      f'still running: no {records.SUMMARY_FILE} yet')
+
+
+def _load_one(path: pathlib.Path, seen: dict[tuple[str, str, int, int], str],
+              skipped: list[Skipped]
+              ) -> tuple[RunEntry, records.Meta] | None:
+  """One run's entry and meta, or None (and a Skipped entry) if unusable."""
+  try:
+    record = records.read_run(path)
+  except records.RecordError as e:
+    _skip(skipped, path, str(e), whole_run=True)
+    return None
+  if record.status is records.Status.RUNNING:
+    _skip(skipped, path, _unfinished_reason(record), whole_run=True)
+    return None
+  for warning in record.warnings:
+    _skip(skipped, path, warning, whole_run=False)
+  key = (record.workload, record.submission, record.study, record.trial)
+  if key in seen:
+    _skip(skipped, path, f'duplicate of run {seen[key]}', whole_run=True)
+    return None
+  try:
+    entry = _entry(record)
+  except records.RecordError as e:
+    _skip(skipped, path, str(e), whole_run=True)
+    return None
+  seen[key] = str(path)
+  return entry, record.meta
+
+
+def load_runs(experiment_dirs: Sequence[str | os.PathLike]
+              ) -> tuple[list[tuple[RunEntry, records.Meta]],
+                         list[Skipped]]:
+  """Reads and scores every finished run under the experiment directories.
 
   Args:
-    experiment_dirs: directories of run records
-      (`<workload>/<submission>/study_S/trial_T/`).
-    out_dir: the report directory (created; existing files are replaced).
-    allow_mixed_hardware: rank runs from different device kinds together,
-      marked as such; by default each device kind is ranked on its own.
-    tau_max: upper limit of the performance profile and score integral.
-    dpi: resolution of the figures.
+    experiment_dirs: directories holding `<workload>/<submission>/study_S/
+      trial_T/` run directories.
 
   Returns:
-    The statistics and the files written.
+    (entry, meta) per scored run, and what was skipped.
 
   Raises:
     FileNotFoundError: an experiment directory does not exist.
   """
-  leaderboard = stats.compute_leaderboard(
-      experiment_dirs, allow_mixed_hardware=allow_mixed_hardware,
-      tau_max=tau_max)
-  out = pathlib.Path(out_dir)
-  out.mkdir(parents=True, exist_ok=True)
-  figures = figures_lib.render_figures(leaderboard, dpi=dpi)
-  files = list(write_figures(figures, out))
-  (out / JSON_FILE).write_text(
-      json.dumps(leaderboard_json(leaderboard), indent=1, allow_nan=False),
-      encoding='utf-8')
-  (out / MARKDOWN_FILE).write_text(
-      report_markdown.render_markdown(leaderboard, figures), encoding='utf-8')
-  (out / HTML_FILE).write_text(
-      report_html.render_html(leaderboard, figures), encoding='utf-8')
-  files += [JSON_FILE, MARKDOWN_FILE, HTML_FILE]
-  files += write_csvs(leaderboard, out)
-  logging.info('Wrote report to %s (%d runs, %d skipped)', out,
-               len(leaderboard.runs), len(leaderboard.skipped))
-  return Report(leaderboard=leaderboard, out_dir=out, files=tuple(files))
+  loaded: list[tuple[RunEntry, records.Meta]] = []
+  skipped: list[Skipped] = []
+  seen: dict[tuple[str, str, int, int], str] = {}
+  for directory in experiment_dirs:
+    if not pathlib.Path(directory).is_dir():
+      raise FileNotFoundError(f'experiment directory {directory} not found')
+    for path in records.find_run_dirs(directory):
+      item = _load_one(path, seen, skipped)
+      if item is not None:
+        loaded.append(item)
+  return loaded, skipped
 
 
-def define_flags() -> None:
-  """Defines this entry point's flags (once)."""
-  if 'experiment_dirs' in flags.FLAGS:
-    return
-  flags.DEFINE_list('experiment_dirs', None,
-                    'Comma-separated experiment directories of run records.')
-  flags.DEFINE_string('out', None, 'Report directory to write.')
-  flags.DEFINE_bool('allow_mixed_hardware', False,
-                    'Rank runs from different device kinds in one table '
-                    '(marked as mixed). Default: one ranking per device kind.')
-  flags.DEFINE_float('tau_max', scores.DEFAULT_TAU_MAX,
-                     'Upper limit of the performance profile integral.')
-  flags.mark_flags_as_required(['experiment_dirs', 'out'])
+def _workload_info(name: str, meta: records.Meta) -> WorkloadInfo:
+  workload = meta.workload
+  return WorkloadInfo(
+      name=name, target_metric=workload.target_metric,
+      target_value=workload.target_value,
+      target_higher_is_better=workload.target_higher_is_better,
+      train_loss_threshold=workload.train_loss_threshold)
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  f = flags.FLAGS
-  report = build_report(f.experiment_dirs, f.out,
-                        allow_mixed_hardware=f.allow_mixed_hardware,
-                        tau_max=f.tau_max)
-  print(f'Report: {report.out_dir / HTML_FILE}')
+def _representative(tuned: scores.TunedTime, runs: Sequence[RunEntry]
+                    ) -> RunEntry:
+  """The run that sets the median time, else the one with most probes."""
+  if tuned.representative is not None:
+    return next(r for r in runs
+                if (r.study, r.trial) == tuned.representative)
+  return min(runs, key=lambda r: (-r.aeos.num_probes, r.study, r.trial))
 
 
-if __name__ == '__main__':
-  define_flags()
-  app.run(main)
+def _cells(workloads: Sequence[str], submissions: Sequence[str],
+           runs: Sequence[RunEntry]) -> list[Cell]:
+  run_scores = [scores.RunScore(
+      workload=r.workload, submission=r.submission, study=r.study,
+      trial=r.trial, status=r.status, time_to_target_s=r.time_to_target_s,
+      steps_to_target=r.steps_to_target) for r in runs]
+  tuned = scores.tuned_times(run_scores)
+  times = {s: {w: tuned[(w, s)].time_s for w in workloads if (w, s) in tuned}
+           for s in submissions}
+  ratios = scores.performance_ratios(times, workloads)
+  return [_cell(tuned.get((w, s)), ratios[s][w], w, s,
+                [r for r in runs if (r.workload, r.submission) == (w, s)])
+          for w in workloads for s in submissions]
+
+
+def _cell(tuned: scores.TunedTime | None, ratio: float, workload: str,
+          submission: str, runs: Sequence[RunEntry]) -> Cell:
+  """One (workload, submission) cell; `tuned` is None when it has no runs."""
+  if tuned is None:
+    return Cell(workload=workload, submission=submission, time_s=math.inf,
+                steps=math.inf, ratio=ratio, num_runs=0, study_times=(),
+                representative=None, aeos=None, series=aeos.CurvatureSeries())
+  rep = _representative(tuned, runs)
+  return Cell(
+      workload=workload, submission=submission, time_s=tuned.time_s,
+      steps=tuned.steps, ratio=ratio, num_runs=len(runs),
+      study_times=tuple(s.time_s for s in tuned.studies),
+      representative=rep.path, aeos=rep.aeos, series=rep.series)
+
+
+def _group(name: str, mixed: bool,
+           loaded: Sequence[tuple[RunEntry, records.Meta]],
+           tau_max: float) -> RankingGroup:
+  runs = [entry for entry, _ in loaded]
+  workloads = sorted({r.workload for r in runs})
+  submissions = sorted({r.submission for r in runs})
+  first_meta = {}
+  for entry, meta in sorted(loaded, key=lambda em: em[0].path):
+    first_meta.setdefault(entry.workload, meta)
+  cells = _cells(workloads, submissions, runs)
+  ratios = {s: {c.workload: c.ratio for c in cells if c.submission == s}
+            for s in submissions}
+  n = len(workloads)
+  score = {s: scores.benchmark_score(ratios[s], n, tau_max=tau_max)
+           for s in submissions}
+  rank = scores.ranks(score)
+  standings = tuple(sorted(
+      (Standing(submission=s, score=score[s], rank=rank[s],
+                workloads_reached=sum(math.isfinite(c.time_s) for c in cells
+                                      if c.submission == s))
+       for s in submissions), key=lambda st: (st.rank, st.submission)))
+  return RankingGroup(
+      name=name, device_kinds=tuple(sorted({r.device_kind for r in runs})),
+      mixed=mixed,
+      workloads=tuple(_workload_info(w, first_meta[w]) for w in workloads),
+      submissions=tuple(submissions), standings=standings, cells=tuple(cells),
+      profile=scores.performance_profile(ratios, n, tau_max=tau_max))
+
+
+def _partition(loaded: Iterable[tuple[RunEntry, records.Meta]],
+               allow_mixed_hardware: bool
+               ) -> list[tuple[str, bool, list[tuple[RunEntry, Any]]]]:
+  """(name, mixed, runs) per ranking group."""
+  by_kind: dict[str, list[tuple[RunEntry, records.Meta]]] = {}
+  for item in loaded:
+    by_kind.setdefault(item[0].device_kind, []).append(item)
+  if allow_mixed_hardware and len(by_kind) > 1:
+    return [(MIXED_GROUP, True,
+             [item for kind in sorted(by_kind) for item in by_kind[kind]])]
+  return [(kind, False, by_kind[kind])
+          for kind in sorted(by_kind, key=lambda k: (k.lower(), k))]
+
+
+def compute_leaderboard(experiment_dirs: Sequence[str | os.PathLike], *,
+                        allow_mixed_hardware: bool = False,
+                        tau_max: float = scores.DEFAULT_TAU_MAX
+                        ) -> Leaderboard:
+  """Reads, scores and ranks every run under the experiment directories.
+
+  Args:
+    experiment_dirs: directories of run records.
+    allow_mixed_hardware: rank runs from different device kinds together (the
+      group is then marked mixed); otherwise one ranking per device kind.
+    tau_max: upper limit of the performance profile and score integral.
+
+  Returns:
+    The statistics every view of the report renders.
+  """
+  loaded, skipped = load_runs(experiment_dirs)
+  parts = _partition(loaded, allow_mixed_hardware)
+  groups = tuple(_group(name, mixed, items, tau_max)
+                 for name, mixed, items in parts)
+  return Leaderboard(
+      experiment_dirs=tuple(str(d) for d in experiment_dirs),
+      allow_mixed_hardware=allow_mixed_hardware, tau_max=tau_max,
+      groups=groups,
+      runs=tuple(sorted((e for e, _ in loaded), key=lambda e: e.path)),
+      skipped=tuple(skipped))

@@ -11,7 +11,7 @@ import html
 from typing import Any, Callable, Sequence
 
 from scoring import figures as figures_lib
-from scoring import stats
+from scoring import leaderboard as leaderboard_lib
 from scoring import tables
 
 _STYLE = """
@@ -98,7 +98,7 @@ def _body(blocks: Sequence[Any]) -> list[str]:
   return parts
 
 
-def render_html(leaderboard: stats.Leaderboard,
+def render_html(leaderboard: leaderboard_lib.Leaderboard,
                 figures: Sequence[figures_lib.Figure]) -> str:
   """The report as a self-contained HTML page.
 

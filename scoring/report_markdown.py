@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from scoring import figures as figures_lib
-from scoring import stats
+from scoring import leaderboard as leaderboard_lib
 from scoring import tables
 
 FIGURE_DIR = 'figures'
@@ -52,7 +52,7 @@ _RENDERERS: dict[type, Callable[[Any], str]] = {
 }
 
 
-def render_markdown(leaderboard: stats.Leaderboard,
+def render_markdown(leaderboard: leaderboard_lib.Leaderboard,
                     figures: Sequence[figures_lib.Figure]) -> str:
   """The report as Markdown; figures are linked from `figures/`.
 

@@ -16,9 +16,8 @@ from scoring import figures
 
 def _loss_points(record: records.RunRecord) -> tuple[list[int], list[float]]:
   # Probes see the training loss more often than evaluations do.
-  points = {m['step']: m['train_loss'] for m in record.metrics}
-  points.update({c['step']: c['train_loss'] for c in record.curvature
-                 if c.get('train_loss') is not None})
+  points = {m.step: m.train_loss for m in record.metrics}
+  points.update({c.step: c.train_loss for c in record.curvature})
   steps = sorted(points)
   return steps, [points[s] for s in steps]
 
@@ -66,6 +65,6 @@ def _line(ax: Any, steps, values, **kwargs) -> None:
     ax.plot(*zip(*points), **{'marker': '.', **kwargs})
 
 
-def _hparams(meta: dict[str, Any]) -> str:
+def _hparams(meta: records.Meta) -> str:
   return ', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}'
-                   for k, v in sorted(meta.get('hparams', {}).items()))
+                   for k, v in sorted(meta.hparams.items()))

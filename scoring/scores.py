@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from harness.records import RecordError, RunRecord, Status
+from harness.records import EvalRecord, RecordError, RunRecord, Status
+from harness.records import finite
 
 DEFAULT_TAU_MAX = 4.0
 DEFAULT_NUM_POINTS = 100
@@ -64,15 +65,9 @@ class RunScore:
     return math.isfinite(self.time_to_target_s)
 
 
-def _first_target_eval(metrics: Sequence[Mapping[str, Any]]
-                       ) -> Mapping[str, Any] | None:
-  reached = [m for m in metrics if m.get('target_reached') is True]
-  return min(reached, key=lambda m: m['step']) if reached else None
-
-
-def _finite_number(value: Any) -> bool:
-  return (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value))
+def _first_target_eval(metrics: Sequence[EvalRecord]) -> EvalRecord | None:
+  reached = [m for m in metrics if m.target_reached]
+  return min(reached, key=lambda m: m.step) if reached else None
 
 
 def run_score(record: RunRecord) -> RunScore:
@@ -95,20 +90,18 @@ def run_score(record: RunRecord) -> RunScore:
   status = record.status
   time_s, steps = math.inf, None
   if status is Status.REACHED_TARGET:
-    time_s = record.summary.get('time_to_target_s')
-    steps = record.summary.get('steps_to_target')
+    time_s = record.summary.time_to_target_s
+    steps = record.summary.steps_to_target
     first = _first_target_eval(record.metrics)
     if time_s is None and first is not None:
-      time_s = first['submission_time_s']
+      time_s = first.submission_time_s
     if steps is None and first is not None:
-      steps = first['step']
-    if not _finite_number(time_s) or time_s < 0:
+      steps = first.step
+    if finite(time_s) is None or time_s < 0:
       raise RecordError(
           f'{record.path}/summary.json: status reached_target but '
           f'time_to_target_s is {time_s!r} and metrics.jsonl has no '
           'evaluation with target_reached; expected a finite time >= 0')
-    time_s = float(time_s)
-    steps = int(steps) if _finite_number(steps) else None
   return RunScore(
       workload=record.workload, submission=record.submission,
       study=record.study, trial=record.trial, status=status,

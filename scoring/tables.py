@@ -1,6 +1,6 @@
 """Tables of a leaderboard, as plain strings: Markdown and HTML render these.
 
-Each table is built once from `stats.Leaderboard`; the renderers only
+Each table is built once from `leaderboard.Leaderboard`; the renderers only
 lay the cells out.
 """
 
@@ -11,7 +11,7 @@ import functools
 import math
 from typing import Any, Sequence
 
-from scoring import stats
+from scoring import leaderboard as leaderboard_lib
 
 MISSING = '—'
 NOT_REACHED = 'not reached'
@@ -61,7 +61,7 @@ def steps(value: float) -> str:
   return str(int(round(value))) if math.isfinite(value) else MISSING
 
 
-def mixed_warning(group: stats.RankingGroup) -> str | None:
+def mixed_warning(group: leaderboard_lib.RankingGroup) -> str | None:
   if not group.mixed:
     return None
   return ('MIXED HARDWARE: this ranking combines runs from different device '
@@ -69,7 +69,7 @@ def mixed_warning(group: stats.RankingGroup) -> str | None:
           'comparable (built with --allow_mixed_hardware).')
 
 
-def ranking_table(group: stats.RankingGroup, tau_max: float) -> Table:
+def ranking_table(group: leaderboard_lib.RankingGroup, tau_max: float) -> Table:
   """Rank, submission, benchmark score and workloads reached."""
   n = len(group.workloads)
   rows = tuple(
@@ -84,7 +84,7 @@ def ranking_table(group: stats.RankingGroup, tau_max: float) -> Table:
                f'{", ".join(group.device_kinds)}.'))
 
 
-def time_table(group: stats.RankingGroup) -> Table:
+def time_table(group: leaderboard_lib.RankingGroup) -> Table:
   """Per-workload time to target (median over studies of the fastest)."""
   rows = []
   for workload in group.workloads:
@@ -105,7 +105,7 @@ def time_table(group: stats.RankingGroup) -> Table:
                'infinite.'))
 
 
-def aeos_table(group: stats.RankingGroup) -> Table:
+def aeos_table(group: leaderboard_lib.RankingGroup) -> Table:
   """AEoS statistics of each cell's representative run."""
   rows = []
   for workload in group.workloads:
@@ -134,7 +134,7 @@ def aeos_table(group: stats.RankingGroup) -> Table:
                'that sets the median time.'))
 
 
-def workload_table(group: stats.RankingGroup) -> Table:
+def workload_table(group: leaderboard_lib.RankingGroup) -> Table:
   rows = tuple(
       (w.name, str(w.target_metric or MISSING), number(w.target_value, 6),
        {True: 'higher', False: 'lower'}.get(w.target_higher_is_better,
@@ -146,7 +146,7 @@ def workload_table(group: stats.RankingGroup) -> Table:
                'train-loss threshold'), rows=rows)
 
 
-def runs_table(leaderboard: stats.Leaderboard) -> Table:
+def runs_table(leaderboard: leaderboard_lib.Leaderboard) -> Table:
   rows = tuple(
       (r.workload, r.submission, str(r.study), str(r.trial), r.device_kind,
        r.status.value, seconds(r.time_to_target_s),
@@ -160,7 +160,7 @@ def runs_table(leaderboard: stats.Leaderboard) -> Table:
                'λ1(H) at solution', 'error'), rows=rows)
 
 
-def skipped_table(leaderboard: stats.Leaderboard) -> Table:
+def skipped_table(leaderboard: leaderboard_lib.Leaderboard) -> Table:
   rows = tuple(
       (s.path, 'whole run' if s.whole_run else 'part (run still used)',
        s.reason) for s in leaderboard.skipped)
@@ -170,7 +170,7 @@ def skipped_table(leaderboard: stats.Leaderboard) -> Table:
                'the rest.' if rows else 'Nothing was skipped.'))
 
 
-def group_tables(group: stats.RankingGroup, tau_max: float
+def group_tables(group: leaderboard_lib.RankingGroup, tau_max: float
                  ) -> tuple[Table, ...]:
   """The tables of one ranking group, in reading order."""
   return (ranking_table(group, tau_max), time_table(group), aeos_table(group),
@@ -205,7 +205,7 @@ def _figures_of(figures: Sequence[Any], group: str, kind: str) -> list[Any]:
   return [f for f in figures if (f.group, f.kind) == (group, kind)]
 
 
-def document(leaderboard: stats.Leaderboard, figures: Sequence[Any]
+def document(leaderboard: leaderboard_lib.Leaderboard, figures: Sequence[Any]
              ) -> tuple[Heading | Paragraph | Table | Any, ...]:
   """The report's blocks in reading order; Markdown and HTML lay them out.
 

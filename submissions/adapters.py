@@ -9,14 +9,18 @@ from typing import Any, Callable
 import jax
 import optax
 
-from harness import stability
 from submissions import api
+from submissions import dynamics as dynamics_lib
 from workloads import base
 
 
-def _hook(module: types.ModuleType, name: str) -> Callable[..., Any] | None:
-  hook = getattr(module, name, None)
-  return hook if callable(hook) else None
+def _defines(module: types.ModuleType, name: str) -> bool:
+  return callable(getattr(module, name, None))
+
+
+def _call(module: types.ModuleType, name: str, **arguments: Any) -> Any:
+  """Calls `module.<name>` with `arguments` in `api.FUNCTIONS` order."""
+  return getattr(module, name)(*api.FUNCTIONS[name].positional(arguments))
 
 
 class _HookMixin:
@@ -26,23 +30,26 @@ class _HookMixin:
   hparams: api.Hyperparameters
 
   def preconditioner(self, optimizer_state):
-    hook = _hook(self.module, 'preconditioner')
-    return None if hook is None else hook(optimizer_state, self.hparams)
-
-  def dynamics(self) -> stability.Dynamics | None:
-    hook = _hook(self.module, 'dynamics')
-    if hook is None:
+    if not _defines(self.module, 'preconditioner'):
       return None
-    result = hook(self.hparams)
-    if not isinstance(result, stability.Dynamics):
+    return _call(self.module, 'preconditioner',
+                 optimizer_state=optimizer_state,
+                 hyperparameters=self.hparams)
+
+  def dynamics(self) -> dynamics_lib.Dynamics | None:
+    if not _defines(self.module, 'dynamics'):
+      return None
+    result = _call(self.module, 'dynamics', hyperparameters=self.hparams)
+    if not isinstance(result, dynamics_lib.Dynamics):
       raise TypeError(
           f'{self.module.__name__}.dynamics returned '
-          f'{type(result).__name__}, expected harness.stability.Dynamics')
+          f'{type(result).__name__}, expected submissions.dynamics.Dynamics')
     return result
 
   def get_batch_size(self, workload_name: str) -> int | None:
-    hook = _hook(self.module, 'get_batch_size')
-    return None if hook is None else hook(workload_name)
+    if not _defines(self.module, 'get_batch_size'):
+      return None
+    return _call(self.module, 'get_batch_size', workload_name=workload_name)
 
 
 class ShortFormSubmission(_HookMixin, api.Submission):
@@ -56,7 +63,7 @@ class ShortFormSubmission(_HookMixin, api.Submission):
                hparams: api.Hyperparameters):
     super().__init__(name, hparams)
     self.module = module
-    self.optimizer = module.make_optimizer(hparams)
+    self.optimizer = _call(module, 'make_optimizer', hparams=hparams)
     if not isinstance(self.optimizer, optax.GradientTransformation):
       raise TypeError(
           f'{module.__name__}.make_optimizer returned '
@@ -115,20 +122,26 @@ class AlgoPerfSubmission(_HookMixin, api.Submission):
     self.module = module
 
   def init_optimizer_state(self, workload, params, model_state, rng):
-    return self.module.init_optimizer_state(workload, params, model_state,
-                                            self.hparams, rng)
+    return _call(self.module, 'init_optimizer_state', workload=workload,
+                 model_params=params, model_state=model_state,
+                 hyperparameters=self.hparams, rng=rng)
 
   def data_selection(self, workload, input_queue, optimizer_state, params,
                      model_state, global_step, rng):
-    return self.module.data_selection(workload, input_queue, optimizer_state,
-                                      params, model_state, self.hparams,
-                                      global_step, rng)
+    return _call(self.module, 'data_selection', workload=workload,
+                 input_queue=input_queue, optimizer_state=optimizer_state,
+                 current_param_container=params, model_state=model_state,
+                 hyperparameters=self.hparams, global_step=global_step,
+                 rng=rng)
 
   def update_params(self, workload, params, model_state, batch,
                     optimizer_state, eval_results, global_step, rng):
-    out = self.module.update_params(
-        workload, params, None, model_state, self.hparams, batch,
-        workload.loss_type, optimizer_state, eval_results, global_step, rng)
+    out = _call(self.module, 'update_params', workload=workload,
+                current_param_container=params, current_params_types=None,
+                model_state=model_state, hyperparameters=self.hparams,
+                batch=batch, loss_type=workload.loss_type,
+                optimizer_state=optimizer_state, eval_results=eval_results,
+                global_step=global_step, rng=rng)
     if not isinstance(out, tuple) or len(out) not in (3, 4):
       raise TypeError(
           f'{self.module.__name__}.update_params must return '
@@ -139,9 +152,11 @@ class AlgoPerfSubmission(_HookMixin, api.Submission):
 
   def prepare_for_eval(self, workload, params, model_state, optimizer_state,
                        eval_results, global_step, rng):
-    hook = _hook(self.module, 'prepare_for_eval')
-    if hook is None:
+    if not _defines(self.module, 'prepare_for_eval'):
       return optimizer_state, params, model_state
-    return hook(workload, params, None, model_state, self.hparams,
-                workload.loss_type, optimizer_state, eval_results,
-                global_step, rng)
+    return _call(self.module, 'prepare_for_eval', workload=workload,
+                 current_param_container=params, current_params_types=None,
+                 model_state=model_state, hyperparameters=self.hparams,
+                 loss_type=workload.loss_type,
+                 optimizer_state=optimizer_state, eval_results=eval_results,
+                 global_step=global_step, rng=rng)

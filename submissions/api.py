@@ -2,52 +2,109 @@
 
 A submission is a Python module in one of two forms.
 
-AlgoPerf form, the functions of AlgoPerf's `spec.py` with the same names,
-parameters and roles, so an AlgoPerf JAX submission ports with few edits::
-
-  init_optimizer_state(workload, model_params, model_state, hyperparameters,
-                       rng) -> optimizer_state
-  update_params(workload, current_param_container, current_params_types,
-                model_state, hyperparameters, batch, loss_type,
-                optimizer_state, eval_results, global_step, rng)
-      -> (optimizer_state, params, model_state)       # or a 4th item:
-                                                       # a dict of metrics
-  get_batch_size(workload_name) -> int
-  data_selection(workload, input_queue, optimizer_state,
-                 current_param_container, model_state, hyperparameters,
-                 global_step, rng) -> batch
-  prepare_for_eval(...)  # optional; same parameters as update_params less
-                         # `batch`; returns (optimizer_state, params, state)
+AlgoPerf form: the functions of AlgoPerf's `spec.py` with the same names,
+parameters and roles, so an AlgoPerf JAX submission ports with few edits.
+`FUNCTIONS` below lists each function the harness may call, with its
+parameters in the order it passes them and which form requires it. What
+they return: `init_optimizer_state` the optimizer state; `update_params`
+(optimizer_state, params, model_state), or those and a dict of metrics;
+`get_batch_size` an int; `data_selection` a batch; the optional
+`prepare_for_eval` (optimizer_state, params, model_state).
 
 Differences from AlgoPerf: batches carry a leading chunk axis (see
 `workloads.base`), and `workload.loss_and_grad` returns the chunk-accumulated
 loss and gradient, which is what `update_params` should differentiate.
 
-Short form, a module exposing `make_optimizer(hparams) ->
-optax.GradientTransformation`; the harness adapts it (see `short_form.py`).
+Short form: a module exposing `make_optimizer(hparams) ->
+optax.GradientTransformation`; the harness adapts it (see
+`adapters.ShortFormSubmission`).
 
-Either form may add the AEoS hooks that the curvature probe reads::
-
-  preconditioner(optimizer_state, hyperparameters) -> params-shaped pytree
-      of the diagonal of P, or None when the method has none
-  dynamics(hyperparameters) -> harness.stability.Dynamics
-
-and `DEFAULT_HPARAMS` (a dict, used when no hyperparameters are given).
+Either form may add the AEoS hooks that the curvature probe reads, also in
+`FUNCTIONS`: `preconditioner` returns a params-shaped pytree of the diagonal
+of P, or None when the method has none; `dynamics` returns a
+`submissions.dynamics.Dynamics`. The probe takes the learning rate from the
+optimizer state (`Submission.learning_rate`), so build the optimizer with
+`optax.inject_hyperparams`. A module may also define `DEFAULT_HPARAMS` (a
+dict, used when no hyperparameters are given).
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+import enum
 from typing import Any, Iterator, Mapping
 
 import jax
+import numpy as np
+import optax
 
-from harness import stability
+from submissions import dynamics as dynamics_lib
 from workloads import base
 
 OptimizerState = Any
 Params = Any
+
+
+class Form(enum.Enum):
+  """The two module forms of a submission."""
+
+  ALGOPERF = 'AlgoPerf'
+  SHORT = 'short'
+
+
+@dataclasses.dataclass(frozen=True)
+class Function:
+  """A module-level function of a submission that the harness calls.
+
+  Attributes:
+    parameters: the names of its parameters, in the order the harness passes
+      them (positionally, so a submission may name them as it likes).
+    required_by: the form that must define it; None when optional in both.
+  """
+
+  parameters: tuple[str, ...]
+  required_by: Form | None = None
+
+  def positional(self, arguments: Mapping[str, Any]) -> tuple[Any, ...]:
+    """`arguments` (by parameter name) as the positional tuple to pass."""
+    if set(arguments) != set(self.parameters):
+      raise TypeError(f'expected the arguments {self.parameters}, got '
+                      f'{tuple(arguments)}')
+    return tuple(arguments[name] for name in self.parameters)
+
+
+# Every function the harness may call on a submission module. The AlgoPerf
+# ones keep AlgoPerf's names and argument order.
+FUNCTIONS: Mapping[str, Function] = {
+    'init_optimizer_state': Function(
+        ('workload', 'model_params', 'model_state', 'hyperparameters', 'rng'),
+        Form.ALGOPERF),
+    'update_params': Function(
+        ('workload', 'current_param_container', 'current_params_types',
+         'model_state', 'hyperparameters', 'batch', 'loss_type',
+         'optimizer_state', 'eval_results', 'global_step', 'rng'),
+        Form.ALGOPERF),
+    'get_batch_size': Function(('workload_name',), Form.ALGOPERF),
+    'data_selection': Function(
+        ('workload', 'input_queue', 'optimizer_state',
+         'current_param_container', 'model_state', 'hyperparameters',
+         'global_step', 'rng'), Form.ALGOPERF),
+    'prepare_for_eval': Function(
+        ('workload', 'current_param_container', 'current_params_types',
+         'model_state', 'hyperparameters', 'loss_type', 'optimizer_state',
+         'eval_results', 'global_step', 'rng')),
+    'make_optimizer': Function(('hparams',), Form.SHORT),
+    'preconditioner': Function(('optimizer_state', 'hyperparameters')),
+    'dynamics': Function(('hyperparameters',)),
+}
+
+
+_NUMBERS = (jax.Array, np.ndarray, np.number, float, int)
+
+
+class LearningRateUnknown(Exception):
+  """The optimizer state does not hold exactly one learning rate."""
 
 
 class Hyperparameters(Mapping[str, Any]):
@@ -141,6 +198,49 @@ class Submission(abc.ABC):
     del optimizer_state
     return None
 
-  def dynamics(self) -> stability.Dynamics | None:
+  def dynamics(self) -> dynamics_lib.Dynamics | None:
     """The update's dynamics; None when the submission does not say."""
     return None
+
+  def learning_rate(self, optimizer_state: OptimizerState) -> float:
+    """The learning rate held in the optimizer state.
+
+    The state must hold exactly one numeric `learning_rate` (a dict key or
+    a NamedTuple field anywhere in it), as `optax.inject_hyperparams` keeps
+    it; so this works for either module form. For `inject_hyperparams` it
+    is the η of the latest update: after n updates a schedule's value at
+    step n − 1, and before any update the initial one (the value at step 0).
+
+    Args:
+      optimizer_state: the state `init_optimizer_state` or `update_params`
+        returned.
+
+    Returns:
+      The shortest decimal of the float32 scalar held (the precision it
+      trains with), so that η given as 2e-4 reads back as exactly 2e-4.
+
+    Raises:
+      LearningRateUnknown: when the state holds no `learning_rate` or
+        several, with a one-line message saying why.
+    """
+    # A schedule's own state sits under the same key (inject_hyperparams'
+    # `hyperparams_states`); only a number is a learning rate.
+    found = optax.tree_utils.tree_get_all_with_path(
+        optimizer_state, 'learning_rate',
+        filtering=lambda _, value: isinstance(value, _NUMBERS))
+    if not found:
+      raise LearningRateUnknown(
+          f'{self.name}: no `learning_rate` in the optimizer state; build '
+          'the optimizer with optax.inject_hyperparams')
+    if len(found) > 1:
+      paths = ', '.join(jax.tree_util.keystr(path) for path, _ in found)
+      raise LearningRateUnknown(
+          f'{self.name}: several `learning_rate` entries in the optimizer '
+          f'state, at {paths}')
+    (path, value), = found
+    if np.ndim(value) != 0:
+      raise LearningRateUnknown(
+          f'{self.name}: the optimizer state\'s learning rate at '
+          f'{jax.tree_util.keystr(path)} has shape {np.shape(value)}, not a '
+          'scalar')
+    return float(str(np.float32(value)))

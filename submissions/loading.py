@@ -20,31 +20,6 @@ BASELINES: dict[str, str] = {
         'adam_nobc', 'adamw', 'frozen_adam')
 }
 
-# AlgoPerf-form functions and the arguments the harness passes to each.
-ALGOPERF_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    'init_optimizer_state': ('workload', 'model_params', 'model_state',
-                             'hyperparameters', 'rng'),
-    'update_params': ('workload', 'current_param_container',
-                      'current_params_types', 'model_state',
-                      'hyperparameters', 'batch', 'loss_type',
-                      'optimizer_state', 'eval_results', 'global_step', 'rng'),
-    'get_batch_size': ('workload_name',),
-    'data_selection': ('workload', 'input_queue', 'optimizer_state',
-                       'current_param_container', 'model_state',
-                       'hyperparameters', 'global_step', 'rng'),
-}
-OPTIONAL_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    'prepare_for_eval': ('workload', 'current_param_container',
-                         'current_params_types', 'model_state',
-                         'hyperparameters', 'loss_type', 'optimizer_state',
-                         'eval_results', 'global_step', 'rng'),
-    'preconditioner': ('optimizer_state', 'hyperparameters'),
-    'dynamics': ('hyperparameters',),
-}
-SHORT_FORM_FUNCTIONS: dict[str, tuple[str, ...]] = {
-    'make_optimizer': ('hparams',),
-}
-
 
 class SubmissionError(ValueError):
   """A submission that cannot be loaded; the message lists every problem."""
@@ -93,7 +68,7 @@ def _arity_problem(module: types.ModuleType, name: str,
 
 
 def validate(module: types.ModuleType) -> type[api.Submission]:
-  """Checks a module's form and functions.
+  """Checks a module's form and functions against `api.FUNCTIONS`.
 
   Returns:
     The adapter class for the module's form.
@@ -101,15 +76,20 @@ def validate(module: types.ModuleType) -> type[api.Submission]:
   Raises:
     SubmissionError: naming every missing or ill-typed function.
   """
-  short = hasattr(module, 'make_optimizer')
-  required = SHORT_FORM_FUNCTIONS if short else ALGOPERF_FUNCTIONS
+  form = (api.Form.SHORT if hasattr(module, 'make_optimizer')
+          else api.Form.ALGOPERF)
+  checked = {name: fn.parameters for name, fn in api.FUNCTIONS.items()
+             if fn.required_by in (form, None)}
   problems = []
-  missing = [n for n in required if not hasattr(module, n)]
-  if missing and not short:
+  missing = [name for name, fn in api.FUNCTIONS.items()
+             if fn.required_by is form and not hasattr(module, name)]
+  if missing:
+    algoperf = [name for name, fn in api.FUNCTIONS.items()
+                if fn.required_by is api.Form.ALGOPERF]
     problems.append(
-        f'missing {missing}: a submission defines either make_optimizer(hparams)'
-        f' or all of {list(ALGOPERF_FUNCTIONS)}')
-  for name, args in {**required, **OPTIONAL_FUNCTIONS}.items():
+        f'missing {missing}: a submission defines either '
+        f'make_optimizer(hparams) or all of {algoperf}')
+  for name, args in checked.items():
     if hasattr(module, name):
       problem = _arity_problem(module, name, args)
       if problem:
@@ -122,7 +102,8 @@ def validate(module: types.ModuleType) -> type[api.Submission]:
     raise SubmissionError(
         f'submission {module.__name__} ({getattr(module, "__file__", "?")}) '
         'is invalid:\n  - ' + '\n  - '.join(problems))
-  return adapters.ShortFormSubmission if short else adapters.AlgoPerfSubmission
+  return (adapters.ShortFormSubmission if form is api.Form.SHORT
+          else adapters.AlgoPerfSubmission)
 
 
 def load(spec: str, hparams: Mapping[str, Any] | None = None

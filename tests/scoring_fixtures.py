@@ -8,6 +8,7 @@ summary.json unless the run is still running.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 from typing import Any, Sequence
@@ -17,30 +18,34 @@ from harness import records
 ADAM_THRESHOLD_LR = 38.0  # EMA heavy ball at beta = 0.9: threshold 38 / lr.
 
 
-def workload_meta(name: str, **overrides: Any) -> dict[str, Any]:
-  meta = {
-      'name': name, 'tier': 'smoke', 'target_metric': 'validation/accuracy',
-      'target_value': 0.8, 'target_higher_is_better': True,
-      'train_loss_threshold': 0.1, 'step_budget': 1000,
-      'runtime_budget_s': 600.0}
-  meta.update(overrides)
-  return meta
+_REGIME = records.Regime(full_batch=True, train_size=100, batch_size=100,
+                         chunk_size=100)
+
+
+def workload_meta(name: str, **overrides: Any) -> records.WorkloadFacts:
+  facts = records.WorkloadFacts(
+      name=name, tier='smoke', loss_type='softmax_cross_entropy',
+      target_metric='validation/accuracy', target_value=0.8,
+      target_higher_is_better=True, train_loss_threshold=0.1,
+      step_budget=1000, runtime_budget_s=600.0, default_regime=_REGIME,
+      curvature_batch_size=100)
+  return dataclasses.replace(facts, **overrides)
 
 
 def _metrics(time_s: float | None, steps: int | None, reached: bool
-             ) -> list[dict[str, Any]]:
+             ) -> list[records.EvalRecord]:
   """Three evaluations; the last reaches the target when `reached`."""
   end_step = steps if steps is not None else 300
   end_time = time_s if time_s is not None else 30.0
   rows = []
   for k in (1, 2, 3):
     last = k == 3
-    rows.append({
-        'step': end_step * k // 3, 'submission_time_s': end_time * k / 3,
-        'wall_time_s': end_time * k / 3 + 1.0, 'train_loss': 1.0 / k,
-        'target_reached': reached and last,
-        'validation/accuracy': 0.85 if reached and last else 0.5,
-        'eval_seconds': 0.1})
+    rows.append(records.EvalRecord(
+        step=end_step * k // 3, submission_time_s=end_time * k / 3,
+        train_loss=1.0 / k, target_reached=reached and last,
+        eval_seconds=0.1,
+        metrics={'train/loss': 1.0 / k,
+                 'validation/accuracy': 0.85 if reached and last else 0.5}))
   return rows
 
 
@@ -50,7 +55,7 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
               time_to_target_s: float | None = None,
               steps_to_target: int | None = None,
               device_kind: str = 'cpu',
-              curvature: Sequence[dict[str, Any]] = (),
+              curvature: Sequence[records.ProbeRecord] = (),
               summary_overrides: dict[str, Any] | None = None,
               finished: bool = True,
               workload_overrides: dict[str, Any] | None = None
@@ -68,49 +73,59 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
     steps_to_target: steps to target of a run that reached it.
     device_kind: meta.json devices.kind.
     curvature: curvature.jsonl records.
-    summary_overrides: keys replaced in summary.json.
+    summary_overrides: fields replaced in summary.json.
     finished: False leaves summary.json out (a running run).
-    workload_overrides: keys replaced in meta.json's workload dict.
+    workload_overrides: fields replaced in meta.json's workload.
 
   Returns:
     The run directory.
   """
   path = records.run_dir(root, workload, submission, study, trial)
   writer = records.RunWriter(path)
-  writer.write_meta({
-      'workload': workload_meta(workload, **(workload_overrides or {})),
-      'submission': {'name': submission, 'path': f'submissions/{submission}'},
-      'hparams': {'learning_rate': 0.01 * (trial + 1)},
-      'seed': 100 * study + trial, 'study': study, 'trial': trial,
-      'devices': {'kind': device_kind, 'platform': 'cpu', 'count': 1,
-                  'process_count': 1},
-      'versions': {'jax': 'test'}, 'host': 'test-host',
-      'config': {}, 'start_time': '2025-01-01T00:00:00'})
+  writer.write_meta(records.Meta(
+      workload=workload_meta(workload, **(workload_overrides or {})),
+      submission=records.SubmissionFacts(
+          name=submission, spec=f'submissions/{submission}.py'),
+      hparams={'learning_rate': 0.01 * (trial + 1)},
+      seed=100 * study + trial, study=study, trial=trial, regime=_REGIME,
+      config={}, devices=records.Devices(
+          kind=device_kind, platform='cpu', count=1, local_count=1,
+          process_count=1),
+      versions={'jax': 'test'}, host={'hostname': 'test-host'},
+      start_time='2025-01-01T00:00:00', run_dir=str(path)))
   reached = status == 'reached_target'
   for row in _metrics(time_to_target_s, steps_to_target, reached):
-    writer.append_metrics(row)
+    writer.append_eval(row)
   for probe_record in curvature:
-    writer.append_curvature(probe_record)
+    writer.append_probe(probe_record)
   if finished:
-    summary = {
-        'status': status,
-        'time_to_target_s': time_to_target_s if reached else None,
-        'steps_to_target': steps_to_target if reached else None,
-        'target_metric': 'validation/accuracy', 'target_value': 0.8,
-        'solution_step': None, 'sharpness_at_solution': None,
-        'preconditioned_sharpness_at_solution': None,
-        'final_step': steps_to_target or 300, 'final_metrics': {},
-        'submission_time_s': time_to_target_s or 30.0, 'eval_time_s': 0.3,
-        'probe_time_s': 0.1, 'first_step_s': 0.5, 'wall_time_s': 40.0}
-    summary.update(summary_overrides or {})
-    writer.write_summary(summary)
+    fields = dict(
+        status=status, time_to_target_s=time_to_target_s if reached else None,
+        steps_to_target=steps_to_target if reached else None,
+        final_step=steps_to_target or 300,
+        submission_time_s=time_to_target_s or 30.0)
+    writer.write_summary(summary(**{**fields, **(summary_overrides or {})}))
   writer.close()
   return path
 
 
+def summary(**overrides: Any) -> records.Summary:
+  """A summary.json of a run that ran out of budget, with `overrides`."""
+  if 'status' in overrides:
+    overrides['status'] = records.Status(overrides['status'])
+  return dataclasses.replace(records.Summary(
+      status=records.Status.BUDGET_EXHAUSTED, time_to_target_s=None,
+      steps_to_target=None, target_metric='validation/accuracy',
+      target_value=0.8, solution_step=None, sharpness_at_solution=None,
+      preconditioned_sharpness_at_solution=None, final_step=300,
+      final_metrics={}, submission_time_s=30.0, eval_time_s=0.3,
+      probe_time_s=0.1, first_step_s=0.5, wall_time_s=40.0, error=None),
+                             **overrides)
+
+
 def probe(step: int, ratio: float, *, sharpness: float = 10.0,
           learning_rate: float = 0.01, preconditioned: bool = True,
-          reason: str = 'schedule') -> dict[str, Any]:
+          reason: str = 'schedule') -> records.ProbeRecord:
   """One curvature record with the given threshold ratio.
 
   The threshold is 38 / lr; the preconditioned sharpness (or, without a
@@ -118,20 +133,23 @@ def probe(step: int, ratio: float, *, sharpness: float = 10.0,
   """
   threshold = ADAM_THRESHOLD_LR / learning_rate
   measured = ratio * threshold if math.isfinite(ratio) else ratio
-  return {
-      'step': step, 'learning_rate': learning_rate, 'train_loss': 1.0,
-      'sharpness': measured if not preconditioned else sharpness,
-      'sharpness_topk': [sharpness],
-      'preconditioned_sharpness': measured if preconditioned else None,
-      'preconditioned_sharpness_topk': [measured] if preconditioned else None,
-      'stability_threshold': threshold, 'threshold_ratio': ratio,
-      'grad_norm': 1.0, 'preconditioner_norm': 1.0 if preconditioned else None,
-      'lanczos_residual': 1e-6, 'probe_seconds': 0.01, 'reason': reason}
+  return records.ProbeRecord(
+      step=step, reason=records.ProbeReason(reason),
+      learning_rate=learning_rate, train_loss=1.0, curvature_batch_loss=1.0,
+      sharpness=measured if not preconditioned else sharpness,
+      sharpness_topk=(sharpness,),
+      preconditioned_sharpness=measured if preconditioned else None,
+      preconditioned_sharpness_topk=(measured,) if preconditioned else None,
+      stability_threshold=threshold, threshold_ratio=ratio,
+      threshold_unknown=None, grad_norm=1.0,
+      preconditioner_norm=1.0 if preconditioned else None,
+      lanczos_residual=1e-6, lanczos_hvps=20, lanczos_converged=True,
+      curvature_batch_size=100, probe_seconds=0.01)
 
 
 def adam_like(steps: Sequence[int], ratios: Sequence[float],
               sharpness: Sequence[float], **kwargs: Any
-              ) -> list[dict[str, Any]]:
+              ) -> list[records.ProbeRecord]:
   """Probes at `steps` with the given threshold ratios and raw sharpness."""
   return [probe(s, r, sharpness=h, **kwargs)
           for s, r, h in zip(steps, ratios, sharpness)]
@@ -140,7 +158,7 @@ def adam_like(steps: Sequence[int], ratios: Sequence[float],
 def rising_probes(num: int = 12, *, every: int = 10, onset: int = 4,
                   growth: float = 3.0, preconditioned: bool = True,
                   learning_rate: float = 0.01, wiggle: float = 0.05
-                  ) -> list[dict[str, Any]]:
+                  ) -> list[records.ProbeRecord]:
   """A run that reaches the threshold at probe `onset` and stays near it.
 
   The threshold ratio rises linearly to 1 at probe `onset`, then alternates

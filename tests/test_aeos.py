@@ -1,5 +1,6 @@
 """AEoS statistics on hand-made curvature records with known answers."""
 
+import dataclasses
 import math
 
 import pytest
@@ -93,8 +94,8 @@ def test_method_without_preconditioner():
 
 
 def test_solution_from_summary():
-  summary = {'solution_step': 30, 'sharpness_at_solution': 99.0,
-             'preconditioned_sharpness_at_solution': 3800.0}
+  summary = fx.summary(solution_step=30, sharpness_at_solution=99.0,
+                       preconditioned_sharpness_at_solution=3800.0)
   stats = aeos.aeos_stats(fx.adam_like(STEPS, RATIOS, SHARPNESS), summary)
   assert stats.solution_step == 30
   assert stats.sharpness_at_solution == 99.0
@@ -102,7 +103,7 @@ def test_solution_from_summary():
 
 
 def test_solution_falls_back_to_probe_at_solution_step():
-  summary = {'solution_step': 30, 'sharpness_at_solution': None}
+  summary = fx.summary(solution_step=30, sharpness_at_solution=None)
   stats = aeos.aeos_stats(fx.adam_like(STEPS, RATIOS, SHARPNESS), summary)
   assert stats.sharpness_at_solution == 14.0
   # Probe at 30: ratio 1.0 times threshold 38 / 0.01.
@@ -111,7 +112,7 @@ def test_solution_falls_back_to_probe_at_solution_step():
 
 def test_solution_step_without_probe_or_value():
   stats = aeos.aeos_stats(fx.adam_like(STEPS, RATIOS, SHARPNESS),
-                          {'solution_step': 35})
+                          fx.summary(solution_step=35))
   assert stats.solution_step == 35
   assert stats.sharpness_at_solution is None
 
@@ -127,7 +128,8 @@ def test_series_keeps_finite_values_by_step():
 
 def test_statistics_from_records_on_disk(tmp_path):
   curvature = fx.adam_like(STEPS, RATIOS, SHARPNESS)
-  curvature[-1]['sharpness'] = math.nan  # Written as 'nan', read back NaN.
+  # Written as 'nan', read back NaN.
+  curvature[-1] = dataclasses.replace(curvature[-1], sharpness=math.nan)
   path = fx.write_run(tmp_path, 'w', 's', time_to_target_s=5.0,
                       steps_to_target=60, curvature=curvature,
                       summary_overrides={'solution_step': 40})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -9,9 +10,10 @@ import sys
 import pytest
 
 from harness import config as config_lib
+from harness import records
 from harness import runner
-from scoring import compare
-from scoring import leaderboard
+from scoring import comparison
+from scoring import report_files
 
 RUN = dict(workload='fmnist_fc', train_size=5000, chunk_size=1000,
            eval_every=20, max_steps=400, quiet=True,
@@ -32,8 +34,8 @@ def reports(tmp_path_factory):
   _train(root / 'before', 'gd', {'learning_rate': 0.1})
   _train(root / 'after', 'adam', {'learning_rate': 3e-3})
   _train(root / 'after', 'gd', {'learning_rate': 0.1})
-  before = leaderboard.build_report([root / 'before'], root / 'report_a')
-  after = leaderboard.build_report([root / 'after'], root / 'report_b')
+  before = report_files.build_report([root / 'before'], root / 'report_a')
+  after = report_files.build_report([root / 'after'], root / 'report_b')
   return root, before, after
 
 
@@ -60,14 +62,33 @@ def test_report_files_are_consistent(reports):
             for s in g['standings']}
   standings = before.leaderboard.groups[0].standings
   assert scores == {s.submission: s.score for s in standings}
-  for name in ('index.html', 'report.md', 'runs.csv', 'scores.csv'):
-    assert (before.out_dir / name).stat().st_size > 0
+  # Every view agrees with the run records it was built from.
+  with open(before.out_dir / 'runs.csv', newline='', encoding='utf-8') as f:
+    rows = {r['submission']: r for r in csv.DictReader(f)}
+  assert set(rows) == {'adam', 'gd'}
+  for name, row in rows.items():
+    run = records.read_run(row['path'])
+    assert run.submission == name and row['status'] == run.status.value
+    assert float(row['time_to_target_s']) == run.summary.time_to_target_s
+    assert int(row['steps_to_target']) == run.summary.steps_to_target
+    assert int(row['final_step']) == run.summary.final_step
+  with open(before.out_dir / 'scores.csv', newline='', encoding='utf-8') as f:
+    assert {r['submission']: float(r['score']) for r in csv.DictReader(f)
+            } == pytest.approx(scores)
+  markdown = (before.out_dir / 'report.md').read_text(encoding='utf-8')
+  html = (before.out_dir / 'index.html').read_text(encoding='utf-8')
+  for standing in standings:
+    assert f'| {standing.rank} | {standing.submission} |' in markdown
+    assert f'<td>{standing.submission}</td>' in html
+  figures = [f for f in before.files if f.startswith('figures/')]
+  assert figures and all(f'({f})' in markdown for f in figures)
+  assert html.count('src="data:image/png;base64,') == len(figures)
 
 
 def test_compare_reports(reports):
   root, _, _ = reports
-  comparison = compare.compare_reports(root / 'report_a', root / 'report_b')
-  times = {t.submission: t for t in comparison.times}
+  changes = comparison.compare_reports(root / 'report_a', root / 'report_b')
+  times = {t.submission: t for t in changes.times}
   assert set(times) == {'adam', 'gd'}
   assert times['gd'].time_a == pytest.approx(times['gd'].time_b, rel=0.5)
   out = subprocess.run(

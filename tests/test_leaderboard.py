@@ -14,9 +14,9 @@ import tempfile
 
 import pytest
 
-from scoring import compare
+from scoring import comparison
 from scoring import leaderboard
-from scoring import stats
+from scoring import report_files
 from tests import scoring_fixtures as fx
 
 CHROMIUM = '/usr/bin/chromium'
@@ -33,7 +33,7 @@ def experiment(tmp_path_factory):
 @pytest.fixture(scope='module')
 def report(experiment, tmp_path_factory):
   root, _ = experiment
-  return leaderboard.build_report([root], tmp_path_factory.mktemp('report'))
+  return report_files.build_report([root], tmp_path_factory.mktemp('report'))
 
 
 def _group(board, name):
@@ -80,9 +80,9 @@ def test_hardware_kinds_are_ranked_separately(report):
 
 def test_mixed_hardware_only_with_flag_and_marked(experiment, tmp_path):
   root, _ = experiment
-  out = leaderboard.build_report([root], tmp_path, allow_mixed_hardware=True)
+  out = report_files.build_report([root], tmp_path, allow_mixed_hardware=True)
   (group,) = out.leaderboard.groups
-  assert group.mixed and group.name == stats.MIXED_GROUP
+  assert group.mixed and group.name == leaderboard.MIXED_GROUP
   assert group.device_kinds == ('NVIDIA H100 80GB HBM3', 'cpu')
   # adam w1: studies 10, 11, 9 (cpu) and 5 (gpu): median 9.5.
   assert group.cell('w1', 'adam').time_s == 9.5
@@ -100,7 +100,7 @@ def test_bad_records_are_skipped_named_and_logged(experiment, tmp_path,
                                                   caplog):
   root, bad = experiment
   with caplog.at_level(logging.WARNING):
-    out = leaderboard.build_report([root], tmp_path)
+    out = report_files.build_report([root], tmp_path)
   skipped = {(s.path, s.whole_run): s.reason for s in out.leaderboard.skipped}
   assert 'meta.json' in skipped[(str(bad['corrupt_meta']), True)]
   assert 'still running' in skipped[(str(bad['running']), True)]
@@ -126,7 +126,7 @@ def test_duplicate_and_timeless_runs_are_skipped(tmp_path):
   timeless = fx.write_run(second, 'w', 'adam', 1, 0,
                           status='budget_exhausted',
                           summary_overrides={'status': 'reached_target'})
-  board = stats.compute_leaderboard([first, second])
+  board = leaderboard.compute_leaderboard([first, second])
   assert [r.path for r in board.runs] == [str(first / 'w/adam/study_0/trial_0')]
   reasons = {s.path: s.reason for s in board.skipped}
   assert 'duplicate of run' in reasons[str(second / 'w/adam/study_0/trial_0')]
@@ -146,7 +146,7 @@ def test_run_with_truncated_line_is_still_scored(report, experiment):
 def test_json_and_csv_are_views_of_the_same_statistics(report):
   out = report.out_dir
   data = json.loads((out / 'leaderboard.json').read_text())
-  assert data['schema'] == leaderboard.JSON_SCHEMA
+  assert data['schema'] == report_files.JSON_SCHEMA
   cpu = next(g for g in data['groups'] if g['name'] == 'cpu')
   assert {s['submission']: s['score'] for s in cpu['standings']} == \
       pytest.approx(fx.EXPECTED_SCORES)
@@ -192,14 +192,14 @@ def test_figures_written_and_embedded(report):
 
 def test_empty_experiment_still_builds(tmp_path):
   (tmp_path / 'exp').mkdir()
-  out = leaderboard.build_report([tmp_path / 'exp'], tmp_path / 'report')
+  out = report_files.build_report([tmp_path / 'exp'], tmp_path / 'report')
   assert out.leaderboard.groups == ()
   assert 'No finished runs' in (tmp_path / 'report' / 'report.md').read_text()
 
 
 def test_missing_experiment_dir_is_an_error(tmp_path):
   with pytest.raises(FileNotFoundError, match='nowhere'):
-    leaderboard.build_report([tmp_path / 'nowhere'], tmp_path / 'report')
+    report_files.build_report([tmp_path / 'nowhere'], tmp_path / 'report')
 
 
 def _probe_page(html_text: str, extra: str = '') -> dict:
@@ -250,8 +250,8 @@ def test_compare_reports(report, experiment, tmp_path):
   root, _ = experiment
   faster = tmp_path / 'faster'
   fx.make_experiment(faster, with_bad_runs=False, with_gpu=False, speedup=2.0)
-  report_b = leaderboard.build_report([faster], tmp_path / 'b')
-  result = compare.compare_reports(report.out_dir, report_b.out_dir)
+  report_b = report_files.build_report([faster], tmp_path / 'b')
+  result = comparison.compare_reports(report.out_dir, report_b.out_dir)
   assert result.groups_only_a == (fx.GPU_KIND,)
   assert result.groups_only_b == ()
   ranks = {c.submission: c for c in result.ranks}
@@ -267,7 +267,7 @@ def test_compare_reports(report, experiment, tmp_path):
   at_solution = changed[('w1', 'sgd', 'sharpness_at_solution')]
   assert (at_solution.value_a, at_solution.value_b) == (20.0, 40.0)
   assert not any(c.submission == 'adam' for c in result.aeos)
-  text = compare.format_comparison(result)
+  text = comparison.format_comparison(result)
   assert '×0.5' in text and 'sharpness_at_solution' in text
   assert 'not reached in either' in text
 
@@ -276,27 +276,27 @@ def test_compare_reports_rank_change(experiment, tmp_path):
   root, _ = experiment
   slower = tmp_path / 'slower'
   fx.make_experiment(slower, with_bad_runs=False, speedup=0.5)
-  a = leaderboard.leaderboard_json(stats.compute_leaderboard([root]))
-  b = leaderboard.leaderboard_json(stats.compute_leaderboard([slower]))
-  result = compare.compare_leaderboards(a, b)
+  a = report_files.leaderboard_json(leaderboard.compute_leaderboard([root]))
+  b = report_files.leaderboard_json(leaderboard.compute_leaderboard([slower]))
+  result = comparison.compare_leaderboards(a, b)
   ranks = {(c.group, c.submission): (c.rank_a, c.rank_b) for c in result.ranks}
   # sgd w1 50 s: ratio 5 earns nothing; w2 80 s still best: 3/9 = adam's.
   assert ranks[('cpu', 'adam')] == (2, 1)
   assert ranks[('cpu', 'sgd')] == (1, 1)
-  assert '2 → 1 (up 1)' in compare.format_comparison(result)
+  assert '2 → 1 (up 1)' in comparison.format_comparison(result)
 
 
 def test_compare_rejects_non_report(tmp_path):
   (tmp_path / 'leaderboard.json').write_text('{"groups": []}')
   with pytest.raises(ValueError, match='schema'):
-    compare.load_report(tmp_path)
+    comparison.load_report(tmp_path)
 
 
 def test_command_lines(experiment, tmp_path):
   root, _ = experiment
   env = {**os.environ, 'PYTHONPATH': str(REPO)}
   run = subprocess.run(
-      [sys.executable, '-m', 'scoring.leaderboard',
+      [sys.executable, '-m', 'scoring.report',
        f'--experiment_dirs={root}', f'--out={tmp_path / "r"}'],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
   assert run.returncode == 0, run.stderr

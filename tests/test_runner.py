@@ -17,6 +17,9 @@ import pytest
 from harness import config as config_lib
 from harness import records
 from harness import runner
+from submissions import loading
+import workloads
+import workloads.image_classification
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Keep test runs short: 1,000 examples in chunks of 500.
@@ -32,13 +35,13 @@ def _run(tmp_path, **overrides) -> runner.RunResult:
   return runner.train(config_lib.RunConfig(**kwargs))
 
 
-def _metrics(result: runner.RunResult) -> list[dict]:
+def _metrics(result: runner.RunResult) -> tuple[records.EvalRecord, ...]:
   return records.read_run(result.run_dir).metrics
 
 
 def _untimed_metrics(result: runner.RunResult) -> list[dict]:
   """Metrics records without their timings, which differ run to run."""
-  return [{k: v for k, v in m.items() if k not in TIMING_FIELDS}
+  return [{k: v for k, v in m.to_json().items() if k not in TIMING_FIELDS}
           for m in _metrics(result)]
 
 
@@ -49,13 +52,13 @@ def _untimed_metrics(result: runner.RunResult) -> list[dict]:
 def test_loss_decreases(tmp_path, submission, hparams):
   result = _run(tmp_path, submission=submission, hparams=hparams,
                 max_steps=40, eval_every=20, stop_at_target=False)
-  losses = [m['train_loss'] for m in _metrics(result)]
-  assert [m['step'] for m in _metrics(result)] == [0, 20, 40]
+  losses = [m.train_loss for m in _metrics(result)]
+  assert [m.step for m in _metrics(result)] == [0, 20, 40]
   assert losses[1] < 0.8 * losses[0] and losses[2] < losses[1]
   assert result.status == records.Status.BUDGET_EXHAUSTED
   summary = result.summary
-  assert summary['first_step_s'] > 0 and summary['submission_time_s'] > 0
-  assert summary['final_step'] == 40
+  assert summary.first_step_s > 0 and summary.submission_time_s > 0
+  assert summary.final_step == 40
 
 
 def test_same_seed_same_records(tmp_path):
@@ -73,13 +76,13 @@ def test_target_reached_records_time_and_steps(tmp_path):
                 **FULL)
   assert result.status == records.Status.REACHED_TARGET
   metrics = _metrics(result)
-  first = next(m for m in metrics if m['target_reached'])
-  assert result.summary['steps_to_target'] == first['step'] == (
-      metrics[-1]['step'])
-  assert result.summary['time_to_target_s'] == pytest.approx(
-      first['submission_time_s'])
+  first = next(m for m in metrics if m.target_reached)
+  assert result.summary.steps_to_target == first.step == (
+      metrics[-1].step)
+  assert result.summary.time_to_target_s == pytest.approx(
+      first.submission_time_s)
   # Evaluation is excluded from the submission clock.
-  assert result.summary['submission_time_s'] < result.summary['wall_time_s']
+  assert result.summary.submission_time_s < result.summary.wall_time_s
 
 
 def test_streamed_evaluation_matches_resident_evaluation(tmp_path):
@@ -99,8 +102,8 @@ def test_keep_training_past_target(tmp_path):
   result = _run(tmp_path, submission='adam', max_steps=150, eval_every=10,
                 stop_at_target=False, **FULL)
   assert result.status == records.Status.REACHED_TARGET
-  assert result.summary['final_step'] == 150
-  assert result.summary['steps_to_target'] < 150
+  assert result.summary.final_step == 150
+  assert result.summary.steps_to_target < 150
 
 
 def test_divergent_learning_rate_ends_as_diverged(tmp_path):
@@ -110,9 +113,9 @@ def test_divergent_learning_rate_ends_as_diverged(tmp_path):
                 hparams={'learning_rate': 10.0}, max_steps=100, eval_every=50)
   assert result.status == records.Status.DIVERGED
   run = records.read_run(result.run_dir)
-  assert run.summary['status'] == 'diverged'
-  assert run.summary['final_step'] < 100
-  assert run.metrics and run.metrics[0]['step'] == 0
+  assert run.summary.status == records.Status.DIVERGED
+  assert run.summary.final_step < 100
+  assert run.metrics and run.metrics[0].step == 0
 
 
 def test_existing_run_directory_is_not_overwritten(tmp_path):
@@ -128,19 +131,19 @@ def test_minibatch_regime_is_reproducible(tmp_path):
   a = _run(tmp_path / 'a', **kwargs)
   b = _run(tmp_path / 'b', **kwargs)
   meta = records.read_run(a.run_dir).meta
-  assert meta['regime'] == {'full_batch': False, 'train_size': 1000,
-                            'batch_size': 100, 'chunk_size': 100}
-  assert [m['train_loss'] for m in _metrics(a)] == [
-      m['train_loss'] for m in _metrics(b)]
+  assert meta.regime == records.Regime(full_batch=False, train_size=1000,
+                                       batch_size=100, chunk_size=100)
+  assert [m.train_loss for m in _metrics(a)] == [
+      m.train_loss for m in _metrics(b)]
 
 
 def test_meta_records_provenance(tmp_path):
   result = _run(tmp_path, submission='nesterov', max_steps=2, eval_every=2)
   meta = records.read_run(result.run_dir).meta
-  assert meta['hparams'] == {'learning_rate': 0.002, 'beta1': 0.9}
-  assert meta['devices']['count'] >= 1 and meta['devices']['kind']
-  assert meta['versions']['jax']
-  assert meta['workload']['target_metric'] == 'validation/accuracy'
+  assert meta.hparams == {'learning_rate': 0.002, 'beta1': 0.9}
+  assert meta.devices.count >= 1 and meta.devices.kind
+  assert meta.versions['jax']
+  assert meta.workload.target_metric == 'validation/accuracy'
   assert result.run_dir == (tmp_path / 'fmnist_fc' / 'nesterov' / 'study_0' /
                             'trial_0')
 
@@ -164,9 +167,9 @@ def test_runner_subprocess_end_to_end(tmp_path):
   run_dir = pathlib.Path(out.stdout.strip().splitlines()[-1])
   assert 'run directory' in out.stderr and 'loss' in out.stderr
   run = records.read_run(run_dir)
-  assert run.summary['status'] == 'budget_exhausted'
-  assert [m['step'] for m in run.metrics] == [0, 5, 10]
-  assert run.meta['hparams'] == {'learning_rate': 0.05}
+  assert run.summary.status == records.Status.BUDGET_EXHAUSTED
+  assert [m.step for m in run.metrics] == [0, 5, 10]
+  assert run.meta.hparams == {'learning_rate': 0.05}
 
 
 def test_runner_subprocess_rejects_bad_flags(tmp_path):
@@ -199,7 +202,7 @@ def test_sigterm_interrupts_cleanly_and_keeps_records(tmp_path):
   proc.send_signal(signal.SIGTERM)
   assert proc.wait(timeout=120) == 130
   run = records.read_run(run_dir)
-  assert run.summary['status'] == 'interrupted'
+  assert run.summary.status == records.Status.INTERRUPTED
   assert len(run.metrics) >= 3 and not run.warnings
 
 
@@ -247,9 +250,9 @@ def test_tfds_workload_with_mock_data(tmp_path):
                   train_size=100, chunk_size=50, max_steps=4, eval_every=2,
                   data=config_lib.base.DataConfig(data_dir=str(tmp_path)))
   run = records.read_run(result.run_dir)
-  assert [m['step'] for m in run.metrics] == [0, 2, 4]
-  assert all(np.isfinite(m['train_loss']) for m in run.metrics)
-  assert run.meta['workload']['name'] == 'cifar10_fc'
+  assert [m.step for m in run.metrics] == [0, 2, 4]
+  assert all(np.isfinite(m.train_loss) for m in run.metrics)
+  assert run.meta.workload.name == 'cifar10_fc'
 
 
 def test_frozen_adam_from_a_saved_preconditioner(tmp_path):
@@ -259,13 +262,38 @@ def test_frozen_adam_from_a_saved_preconditioner(tmp_path):
               eval_every=10, save_preconditioner_at=(10,), curvature=probing)
   saved = adam.run_dir / 'preconditioner_step_10.npz'
   assert saved.exists()
-  adam_norm = records.read_run(adam.run_dir).curvature[-1][
-      'preconditioner_norm']
+  adam_norm = records.read_run(adam.run_dir).curvature[-1].preconditioner_norm
   frozen = _run(tmp_path / 'frozen', submission='frozen_adam', max_steps=10,
                 eval_every=10, curvature=probing,
                 hparams={'preconditioner_path': str(saved)})
-  norms = [c['preconditioner_norm'] for c in
+  norms = [c.preconditioner_norm for c in
            records.read_run(frozen.run_dir).curvature]
-  assert [c['step'] for c in records.read_run(frozen.run_dir).curvature] == [
+  assert [c.step for c in records.read_run(frozen.run_dir).curvature] == [
       5, 10]
   np.testing.assert_allclose(norms, adam_norm, rtol=1e-4)
+
+
+class _EasyTarget(workloads.image_classification.FashionMnistFC):
+  """A test's own variant: the same network with a target met at step 0."""
+
+  name = 'fmnist_fc_easy_target'
+  target_value = 0.0
+
+
+def test_train_runs_workload_and_submission_objects(tmp_path):
+  submission = loading.load('gd', {'learning_rate': 0.05})
+  result = runner.train(
+      config_lib.RunConfig(**{**SMALL, 'submission': 'gd',
+                              'experiment_dir': str(tmp_path),
+                              'max_steps': 10, 'eval_every': 5}),
+      workload=_EasyTarget(), submission=submission)
+  run = records.read_run(result.run_dir)
+  assert result.run_dir == records.run_dir(tmp_path, 'fmnist_fc_easy_target',
+                                           'gd')
+  assert run.meta.workload.name == 'fmnist_fc_easy_target'
+  assert run.meta.config['workload'] == 'fmnist_fc_easy_target'
+  assert run.meta.hparams == run.meta.config['hparams'] == {
+      'learning_rate': 0.05}
+  # The variant's target, not fmnist_fc's, decided the run.
+  assert run.summary.status is records.Status.REACHED_TARGET
+  assert run.summary.steps_to_target == 0

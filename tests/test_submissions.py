@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
+import re
 import textwrap
+import types
 
 import jax
 import jax.numpy as jnp
@@ -14,11 +17,15 @@ import pytest
 
 from harness import stability
 from submissions import api
+from submissions import dynamics as dynamics_lib
 from submissions import hparams as hparams_lib
 from submissions import loading
+from submissions import preconditioner_file
 from submissions.baselines import adaptive
 
-BASELINE_DIR = pathlib.Path(loading.__file__).parent / 'baselines'
+SUBMISSIONS_DIR = pathlib.Path(loading.__file__).parent
+BASELINE_DIR = SUBMISSIONS_DIR / 'baselines'
+README = SUBMISSIONS_DIR.parent / 'README.md'
 
 
 def _write(tmp_path, source: str) -> str:
@@ -139,8 +146,10 @@ def test_baseline_conformance(name):
   point = hparams_lib.SearchSpace.from_json(space).point(0, 0)
   loading.load(name, point)  # Every search-space point is accepted.
   dynamics = submission.dynamics()
-  assert isinstance(dynamics, stability.Dynamics)
-  assert stability.threshold(dynamics, 0) > 0
+  assert isinstance(dynamics, dynamics_lib.Dynamics)
+  state = submission.init_optimizer_state(None, {'w': jnp.ones(3)}, None,
+                                          None)
+  assert stability.threshold(dynamics, submission.learning_rate(state)) > 0
 
 
 def _quadratic_run(name, steps=5, hparams=None):
@@ -165,9 +174,8 @@ def test_preconditioner_reproduces_the_update(name):
   for submission, params, _, grads, updates, new_state in _quadratic_run(name):
     h = submission.hparams
     p = submission.preconditioner(new_state)
-    moments = adaptive.find_state(new_state, (adaptive.AdamMomentsState,
-                                              optax.ScaleByAdamState))
-    m = grads if moments is None else moments.mu
+    mu = optax.tree_utils.tree_get(new_state, 'mu')
+    m = grads if mu is None else mu
     decay = jax.tree.map(lambda x: h.get('weight_decay', 0.0) * x, params)
     expected = jax.tree.map(lambda mi, pi, di: -h['learning_rate'] * (
         mi / pi + di), m, p, decay)
@@ -177,15 +185,16 @@ def test_preconditioner_reproduces_the_update(name):
 
 def test_frozen_adam_stops_updating_nu():
   hparams = {'freeze_step': 2}
-  states = [s for *_, s in _quadratic_run('frozen_adam', 5, hparams)]
-  np.testing.assert_array_equal(states[1][0].nu['w'], states[4][0].nu['w'])
-  assert not np.array_equal(states[0][0].nu['w'], states[1][0].nu['w'])
+  states = [optax.tree_utils.tree_get(s, 'AdamMomentsState')
+            for *_, s in _quadratic_run('frozen_adam', 5, hparams)]
+  np.testing.assert_array_equal(states[1].nu['w'], states[4].nu['w'])
+  assert not np.array_equal(states[0].nu['w'], states[1].nu['w'])
 
 
 def test_frozen_adam_from_saved_preconditioner(tmp_path):
   saved = {'b': jnp.array([0.5]), 'w': jnp.full(6, 2.0)}
   path = str(tmp_path / 'p.npz')
-  adaptive.save_preconditioner(path, saved)
+  preconditioner_file.save(path, saved)
   hparams = {'preconditioner_path': path, 'eps': 1e-7}
   for submission, *_, new_state in _quadratic_run('frozen_adam', 3, hparams):
     p = submission.preconditioner(new_state)
@@ -208,3 +217,279 @@ def test_momentum_baselines_follow_their_recurrences():
         name, 4, {'learning_rate': lr, 'beta1': beta}):
       m, direction = recurrence(m, grads['w'])
       np.testing.assert_allclose(updates['w'], -lr * direction, rtol=1e-5)
+
+
+def test_frozen_adam_reports_missing_preconditioner_entries(tmp_path):
+  path = str(tmp_path / 'p.npz')
+  preconditioner_file.save(path, {'w': jnp.full(6, 2.0)})
+  with pytest.raises(ValueError, match=r"\['b'\]"):
+    preconditioner_file.load(path, {'b': jnp.ones(1), 'w': jnp.ones(6)})
+
+
+def test_preconditioner_file_round_trip_by_path(tmp_path):
+  tree = {'dense': {'kernel': jnp.arange(6.0).reshape(2, 3),
+                    'bias': jnp.array([0.5, 1.5])}}
+  path = str(tmp_path / 'p.npz')
+  preconditioner_file.save(path, tree)
+  with np.load(path) as data:
+    assert set(data) == {"['dense']['bias']", "['dense']['kernel']"}
+  like = jax.tree.map(jnp.zeros_like, tree)
+  loaded = preconditioner_file.load(path, like)
+  assert jax.tree.structure(loaded) == jax.tree.structure(tree)
+  for got, want in zip(jax.tree.leaves(loaded), jax.tree.leaves(tree)):
+    np.testing.assert_array_equal(got, want)
+
+
+# The plain optax optimizer each baseline injects its learning rate into.
+PLAIN_OPTIMIZERS = {
+    'gd': lambda h: optax.sgd(h['learning_rate']),
+    'heavy_ball': lambda h: optax.sgd(h['learning_rate'],
+                                      momentum=h['beta1']),
+    'nesterov': lambda h: optax.sgd(h['learning_rate'], momentum=h['beta1'],
+                                    nesterov=True),
+    'heavy_ball_ema': lambda h: optax.chain(
+        optax.ema(h['beta1'], debias=False), optax.scale(-h['learning_rate'])),
+    'rmsprop': lambda h: optax.rmsprop(h['learning_rate'], decay=h['beta2'],
+                                       eps=h['eps'], eps_in_sqrt=False),
+    'adam': lambda h: optax.adam(h['learning_rate'], b1=h['beta1'],
+                                 b2=h['beta2'], eps=h['eps']),
+    'adamw': lambda h: optax.adamw(h['learning_rate'], b1=h['beta1'],
+                                   b2=h['beta2'], eps=h['eps'],
+                                   weight_decay=h['weight_decay']),
+    'adam_nobc': lambda h: optax.chain(
+        adaptive.scale_by_adam_moments(h['beta1'], h['beta2'], h['eps'],
+                                       bias_correction=False),
+        optax.scale_by_learning_rate(h['learning_rate'])),
+    'frozen_adam': lambda h: optax.chain(
+        adaptive.scale_by_adam_moments(h['beta1'], h['beta2'], h['eps'],
+                                       bias_correction=False,
+                                       freeze_step=h['freeze_step']),
+        optax.scale_by_learning_rate(h['learning_rate'])),
+}
+
+
+def _train(tx: optax.GradientTransformation, steps: int):
+  """`steps` jitted updates on a non-quadratic loss; returns the params."""
+  a = {'w': jnp.linspace(0.5, 2.0, 6).reshape(2, 3), 'b': jnp.array([1.5])}
+  params = {'w': jnp.linspace(-1.0, 1.3, 6).reshape(2, 3),
+            'b': jnp.array([0.7])}
+
+  @jax.jit
+  def step(params, state):
+    grads = jax.tree.map(lambda x, ai: ai * x + 0.3 * x**3, params, a)
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  state = tx.init(params)
+  for _ in range(steps):
+    params, state = step(params, state)
+  return params
+
+
+def test_every_baseline_has_a_plain_counterpart():
+  assert set(PLAIN_OPTIMIZERS) == set(loading.BASELINES)
+
+
+@pytest.mark.parametrize('name', sorted(PLAIN_OPTIMIZERS))
+def test_injected_learning_rate_trains_bit_for_bit_as_plain_optax(name):
+  # freeze_step 5 makes frozen Adam freeze inside the 20 steps.
+  hparams = {'freeze_step': 5} if name == 'frozen_adam' else {}
+  submission = loading.load(name, hparams)
+  injected = _train(submission.optimizer, 20)
+  plain = _train(PLAIN_OPTIMIZERS[name](submission.hparams), 20)
+  for got, want in zip(jax.tree.leaves(injected), jax.tree.leaves(plain)):
+    np.testing.assert_array_equal(got, want)
+  assert not np.array_equal(injected['w'], jnp.linspace(-1.0, 1.3, 6)
+                            .reshape(2, 3))
+
+
+@pytest.mark.parametrize('name', sorted(loading.BASELINES))
+def test_learning_rate_reads_back_exactly(name):
+  params = {'w': jnp.ones(3)}
+  submission = loading.load(name)
+  state = submission.init_optimizer_state(None, params, None, None)
+  assert (submission.learning_rate(state) ==
+          submission.module.DEFAULT_HPARAMS['learning_rate'])
+  submission = loading.load(name, {'learning_rate': 2e-4})
+  state = submission.init_optimizer_state(None, params, None, None)
+  assert submission.learning_rate(state) == 2e-4
+  dynamics = submission.dynamics()
+  assert stability.threshold(dynamics, submission.learning_rate(state)) == (
+      stability.threshold(dynamics, 2e-4))
+
+
+def test_learning_rate_of_a_schedule_is_the_latest_updates(tmp_path):
+  path = _write(tmp_path, '''
+      import optax
+
+      def make_optimizer(hparams):
+        schedule = optax.piecewise_constant_schedule(1e-3, {3: 0.5})
+        return optax.inject_hyperparams(optax.sgd)(learning_rate=schedule)
+      ''')
+  submission = loading.load(path)
+  params = {'w': jnp.ones(3)}
+  state = submission.init_optimizer_state(None, params, None, None)
+  seen = [submission.learning_rate(state)]
+  for _ in range(5):
+    _, state = submission.optimizer.update(params, state, params)
+    seen.append(submission.learning_rate(state))
+  # Updates 1-3 take 1e-3 (counts 0-2), updates 4 and 5 take 5e-4.
+  assert seen == [1e-3, 1e-3, 1e-3, 1e-3, 5e-4, 5e-4]
+
+
+def test_learning_rate_unknown_for_a_plain_optax_optimizer(tmp_path):
+  path = _write(tmp_path, '''
+      import optax
+
+      def make_optimizer(hparams):
+        return optax.adam(1e-3)
+      ''')
+  submission = loading.load(path)
+  state = submission.init_optimizer_state(None, {'w': jnp.ones(3)}, None,
+                                          None)
+  with pytest.raises(api.LearningRateUnknown,
+                     match='optax.inject_hyperparams') as e:
+    submission.learning_rate(state)
+  assert '\n' not in str(e.value)
+
+
+def test_learning_rate_unknown_names_every_learning_rate_entry(tmp_path):
+  path = _write(tmp_path, '''
+      import optax
+
+      def make_optimizer(hparams):
+        return optax.chain(
+            optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
+            optax.inject_hyperparams(optax.sgd)(learning_rate=0.2))
+      ''')
+  submission = loading.load(path)
+  state = submission.init_optimizer_state(None, {'w': jnp.ones(3)}, None,
+                                          None)
+  with pytest.raises(api.LearningRateUnknown, match='several') as e:
+    submission.learning_rate(state)
+  message = str(e.value)
+  assert '\n' not in message
+  assert "[0]InjectStatefulHyperparamsState.hyperparams['learning_rate']" in (
+      message)
+  assert "[1]InjectStatefulHyperparamsState.hyperparams['learning_rate']" in (
+      message)
+
+
+_ALGOPERF_MODULE = '''
+    import optax
+
+    CALLS = {}
+    DEFAULT_HPARAMS = {'learning_rate': 2e-4}
+
+    def init_optimizer_state(workload, model_params, model_state,
+                             hyperparameters, rng):
+      CALLS['init_optimizer_state'] = dict(locals())
+      tx = optax.inject_hyperparams(optax.sgd)(
+          learning_rate=hyperparameters.learning_rate)
+      return tx.init(model_params)
+
+    def update_params(workload, current_param_container, current_params_types,
+                      model_state, hyperparameters, batch, loss_type,
+                      optimizer_state, eval_results, global_step, rng):
+      CALLS['update_params'] = dict(locals())
+      return optimizer_state, current_param_container, model_state
+
+    def get_batch_size(workload_name):
+      CALLS['get_batch_size'] = dict(locals())
+      return 8
+
+    def data_selection(workload, input_queue, optimizer_state,
+                       current_param_container, model_state, hyperparameters,
+                       global_step, rng):
+      CALLS['data_selection'] = dict(locals())
+      return next(input_queue)
+
+    def prepare_for_eval(workload, current_param_container,
+                         current_params_types, model_state, hyperparameters,
+                         loss_type, optimizer_state, eval_results, global_step,
+                         rng):
+      CALLS['prepare_for_eval'] = dict(locals())
+      return optimizer_state, current_param_container, model_state
+    '''
+
+
+def test_algoperf_form_gets_each_argument_under_its_algoperf_name(tmp_path):
+  submission = loading.load(_write(tmp_path, _ALGOPERF_MODULE))
+  calls = submission.module.CALLS
+  workload = types.SimpleNamespace(loss_type='softmax_cross_entropy')
+  params, model_state, rng = {'w': jnp.ones(3)}, {'bn': 1}, 'rng'
+  h = submission.hparams
+  state = submission.init_optimizer_state(workload, params, model_state, rng)
+  assert submission.learning_rate(state) == 2e-4
+  assert submission.get_batch_size('mnist') == 8
+  batch = submission.data_selection(workload, iter(['batch']), state, params,
+                                    model_state, 7, rng)
+  out = submission.update_params(workload, params, model_state, batch, state,
+                                 [(5, {})], 7, rng)
+  assert out.params is params and out.metrics == {}
+  submission.prepare_for_eval(workload, params, model_state, state, [(5, {})],
+                              7, rng)
+  common = dict(workload=workload, model_state=model_state,
+                hyperparameters=h, rng=rng)
+  want = {
+      'init_optimizer_state': dict(common, model_params=params),
+      'get_batch_size': dict(workload_name='mnist'),
+      'data_selection': dict(common, optimizer_state=state,
+                             current_param_container=params, global_step=7),
+      'update_params': dict(common, current_param_container=params,
+                            current_params_types=None, batch='batch',
+                            loss_type='softmax_cross_entropy',
+                            optimizer_state=state, eval_results=[(5, {})],
+                            global_step=7),
+      'prepare_for_eval': dict(common, current_param_container=params,
+                               current_params_types=None,
+                               loss_type='softmax_cross_entropy',
+                               optimizer_state=state,
+                               eval_results=[(5, {})], global_step=7),
+  }
+  assert set(calls) == set(want)
+  for name, arguments in want.items():
+    assert tuple(calls[name]) == api.FUNCTIONS[name].parameters, name
+    for key, value in arguments.items():
+      assert calls[name][key] is value or calls[name][key] == value, (name,
+                                                                      key)
+
+
+def test_submissions_never_import_harness():
+  offenders = []
+  for path in sorted(SUBMISSIONS_DIR.rglob('*.py')):
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+      elif isinstance(node, ast.ImportFrom) and node.level == 0:
+        names = [node.module or '']
+      else:
+        continue
+      offenders += [f'{path.relative_to(SUBMISSIONS_DIR)}: {name}'
+                    for name in names
+                    if name == 'harness' or name.startswith('harness.')]
+  assert len(list(SUBMISSIONS_DIR.rglob('*.py'))) > 10
+  assert not offenders
+
+
+def _readme_submission() -> str:
+  section = README.read_text().split('## Writing a submission', 1)[1]
+  section = section.split('\n## ', 1)[0]
+  blocks = re.findall(r'```python\n(.*?)```', section, flags=re.DOTALL)
+  assert len(blocks) == 1
+  return blocks[0]
+
+
+def test_readme_submission_example_runs(tmp_path):
+  path = tmp_path / 'readme_example.py'
+  path.write_text(_readme_submission())
+  submission = loading.load(str(path))
+  assert submission.dynamics() == dynamics_lib.Dynamics(
+      dynamics_lib.Momentum.HEAVY_BALL, dynamics_lib.Style.STANDARD, 0.9)
+  state = submission.init_optimizer_state(None, {'w': jnp.ones(3)}, None,
+                                          None)
+  assert submission.learning_rate(state) == 1e-3
+  assert submission.preconditioner(state) is None
+  assert stability.threshold(submission.dynamics(),
+                             submission.learning_rate(state)) == (
+                                 pytest.approx((2 + 2 * 0.9) / 1e-3, rel=1e-12))

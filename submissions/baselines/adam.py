@@ -19,8 +19,9 @@ DEFAULT_HPARAMS = {'learning_rate': 1e-3, 'beta1': 0.9, 'beta2': 0.999,
 
 
 def make_optimizer(hparams) -> optax.GradientTransformation:
-  return optax.adam(hparams['learning_rate'], b1=hparams['beta1'],
-                    b2=hparams['beta2'], eps=hparams['eps'])
+  adam = optax.inject_hyperparams(optax.adam, static_args=('b1', 'b2', 'eps'))
+  return adam(learning_rate=hparams['learning_rate'], b1=hparams['beta1'],
+              b2=hparams['beta2'], eps=hparams['eps'])
 
 
 preconditioner = functools.partial(adaptive.preconditioner_from_state,

@@ -19,10 +19,10 @@ DEFAULT_HPARAMS = {'learning_rate': 1e-3, 'beta1': 0.9, 'beta2': 0.999,
 
 
 def make_optimizer(hparams) -> optax.GradientTransformation:
-  return optax.chain(
+  return adaptive.with_learning_rate(
       adaptive.scale_by_adam_moments(hparams['beta1'], hparams['beta2'],
                                      hparams['eps'], bias_correction=False),
-      optax.scale_by_learning_rate(hparams['learning_rate']))
+      hparams['learning_rate'])
 
 
 preconditioner = functools.partial(adaptive.preconditioner_from_state,

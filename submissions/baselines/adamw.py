@@ -18,9 +18,11 @@ DEFAULT_HPARAMS = {'learning_rate': 1e-3, 'beta1': 0.9, 'beta2': 0.999,
 
 
 def make_optimizer(hparams) -> optax.GradientTransformation:
-  return optax.adamw(hparams['learning_rate'], b1=hparams['beta1'],
-                     b2=hparams['beta2'], eps=hparams['eps'],
-                     weight_decay=hparams['weight_decay'])
+  adamw = optax.inject_hyperparams(
+      optax.adamw, static_args=('b1', 'b2', 'eps', 'weight_decay'))
+  return adamw(learning_rate=hparams['learning_rate'], b1=hparams['beta1'],
+               b2=hparams['beta2'], eps=hparams['eps'],
+               weight_decay=hparams['weight_decay'])
 
 
 preconditioner = functools.partial(adaptive.preconditioner_from_state,

@@ -2,7 +2,9 @@
 
 optax's `scale_by_adam` always corrects the bias; the paper's default Adam
 does not, and frozen Adam holds the preconditioner fixed. This transform
-covers both and keeps optax's state layout (`count`, `mu`, `nu`).
+covers both and keeps optax's state layout (`count`, `mu`, `nu`);
+`with_learning_rate` follows it with the step −η, η held in the optimizer
+state.
 
 References:
   Kingma & Ba, 2015, Adam: A Method for Stochastic Optimization,
@@ -17,10 +19,9 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from harness import stability
+from submissions import dynamics as dynamics_lib
 
 
 class AdamMomentsState(NamedTuple):
@@ -106,53 +107,42 @@ def scale_by_adam_moments(
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def find_state(state: Any, cls: type) -> Any:
-  """The first sub-state of type `cls` inside a (chained) optax state."""
-  if isinstance(state, cls):
-    return state
-  if isinstance(state, tuple):
-    for sub in state:
-      found = find_state(sub, cls)
-      if found is not None:
-        return found
-  return None
+def with_learning_rate(transform: optax.GradientTransformation,
+                       learning_rate: float | optax.Schedule
+                       ) -> optax.GradientTransformation:
+  """`transform`, then the step −η, with η held in the optimizer state.
 
+  Built with `optax.inject_hyperparams`, so the harness reads η from the
+  state and `learning_rate` may be a schedule; only η is injected, the
+  transform's own constants stay as they are.
 
-def load_preconditioner(path: str, like: Any) -> Any:
-  """Reads a preconditioner saved by the runner into the pytree of `like`.
+  Args:
+    transform: the direction, e.g. `scale_by_adam_moments(...)`.
+    learning_rate: η, or a schedule `step -> η`.
 
-  The file is an .npz of flattened leaves keyed by their pytree paths, as
-  written by `save_preconditioner`.
+  Returns:
+    A `GradientTransformation` whose state is optax's
+    `InjectStatefulHyperparamsState` around `(transform's state, scale's
+    state)`.
   """
-  with np.load(path) as data:
-    leaves_with_paths = jax.tree_util.tree_flatten_with_path(like)[0]
-    missing = [jax.tree_util.keystr(p) for p, _ in leaves_with_paths
-               if jax.tree_util.keystr(p) not in data]
-    if missing:
-      raise ValueError(f'{path} lacks preconditioner entries {missing[:5]}')
-    leaves = [jnp.asarray(data[jax.tree_util.keystr(p)]).reshape(x.shape)
-              for p, x in leaves_with_paths]
-  return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+  def descend(learning_rate):
+    return optax.chain(transform, optax.scale_by_learning_rate(learning_rate))
+
+  return optax.inject_hyperparams(descend)(learning_rate=learning_rate)
 
 
-def save_preconditioner(path: str, preconditioner: Any) -> None:
-  """Writes a params-shaped preconditioner as an .npz keyed by pytree path."""
-  flat = {jax.tree_util.keystr(p): np.asarray(x) for p, x in
-          jax.tree_util.tree_flatten_with_path(preconditioner)[0]}
-  np.savez(path, **flat)
-
-
-def ema_heavy_ball(hparams) -> stability.Dynamics:
+def ema_heavy_ball(hparams) -> dynamics_lib.Dynamics:
   """Adam's dynamics: EMA heavy-ball with β = β1 (threshold 38/η at 0.9)."""
-  return stability.Dynamics(
-      momentum=stability.Momentum.HEAVY_BALL, style=stability.Style.EMA,
-      beta=hparams['beta1'], learning_rate=hparams['learning_rate'])
+  return dynamics_lib.Dynamics(momentum=dynamics_lib.Momentum.HEAVY_BALL,
+                               style=dynamics_lib.Style.EMA,
+                               beta=hparams['beta1'])
 
 
 def preconditioner_from_state(optimizer_state, hparams, *, state_type: type,
                               bias_correction: bool) -> Any:
   """`adam_preconditioner` of the Adam-like sub-state of `optimizer_state`."""
-  moments = find_state(optimizer_state, state_type)
+  moments = optax.tree_utils.tree_get(optimizer_state, state_type.__name__)
   return adam_preconditioner(moments.count, moments.nu, b1=hparams['beta1'],
                              b2=hparams['beta2'], eps=hparams['eps'],
                              bias_correction=bias_correction)

@@ -2,7 +2,8 @@
 
 Either ν stops changing after `freeze_step` updates (the paper's Fig. 16
 freezes at a chosen step), or, when `preconditioner_path` names an .npz
-saved by the runner's `--save_preconditioner_at`, P is that saved diagonal
+saved by the runner's `--save_preconditioner_at` (in
+`submissions.preconditioner_file.FILE_FORMAT`), P is that saved diagonal
 from the first step on (Fig. 2 and 3 use a preconditioner taken from an Adam
 run). Frozen Adam is preconditioned EMA heavy-ball with a static P, so it
 trains at the classical edge of stability of P⁻¹H: 38/η at β1 = 0.9.
@@ -21,6 +22,7 @@ import functools
 import jax
 import optax
 
+from submissions import preconditioner_file
 from submissions.baselines import adaptive
 
 DEFAULT_HPARAMS = {'learning_rate': 1e-3, 'beta1': 0.9, 'beta2': 0.999,
@@ -34,13 +36,13 @@ def make_optimizer(hparams) -> optax.GradientTransformation:
   if path:
     # P = sqrt(ν) + ε, so ν = (P − ε)² starts Adam at the saved P.
     initial_nu = lambda params: jax.tree.map(  # noqa: E731
-        lambda p: (p - eps)**2, adaptive.load_preconditioner(path, params))
+        lambda p: (p - eps)**2, preconditioner_file.load(path, params))
     freeze_step = 0
-  return optax.chain(
+  return adaptive.with_learning_rate(
       adaptive.scale_by_adam_moments(
           hparams['beta1'], hparams['beta2'], eps, bias_correction=False,
           freeze_step=freeze_step, initial_nu=initial_nu),
-      optax.scale_by_learning_rate(hparams['learning_rate']))
+      hparams['learning_rate'])
 
 
 preconditioner = functools.partial(adaptive.preconditioner_from_state,

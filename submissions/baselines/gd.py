@@ -7,15 +7,16 @@ References:
 
 import optax
 
-from harness import stability
+from submissions import dynamics as dynamics_lib
 
 DEFAULT_HPARAMS = {'learning_rate': 0.02}
 
 
 def make_optimizer(hparams) -> optax.GradientTransformation:
-  return optax.sgd(hparams['learning_rate'])
+  return optax.inject_hyperparams(optax.sgd)(
+      learning_rate=hparams['learning_rate'])
 
 
-def dynamics(hparams) -> stability.Dynamics:
-  return stability.Dynamics(momentum=stability.Momentum.NONE,
-                            learning_rate=hparams['learning_rate'])
+def dynamics(hparams) -> dynamics_lib.Dynamics:
+  del hparams
+  return dynamics_lib.Dynamics(momentum=dynamics_lib.Momentum.NONE)

@@ -2,16 +2,17 @@
 
 import optax
 
-from harness import stability
+from submissions import dynamics as dynamics_lib
 
 DEFAULT_HPARAMS = {'learning_rate': 0.002, 'beta1': 0.9}
 
 
 def make_optimizer(hparams) -> optax.GradientTransformation:
-  return optax.sgd(hparams['learning_rate'], momentum=hparams['beta1'])
+  return optax.inject_hyperparams(optax.sgd, static_args='momentum')(
+      learning_rate=hparams['learning_rate'], momentum=hparams['beta1'])
 
 
-def dynamics(hparams) -> stability.Dynamics:
-  return stability.Dynamics(
-      momentum=stability.Momentum.HEAVY_BALL, style=stability.Style.STANDARD,
-      beta=hparams['beta1'], learning_rate=hparams['learning_rate'])
+def dynamics(hparams) -> dynamics_lib.Dynamics:
+  return dynamics_lib.Dynamics(momentum=dynamics_lib.Momentum.HEAVY_BALL,
+                               style=dynamics_lib.Style.STANDARD,
+                               beta=hparams['beta1'])

@@ -6,17 +6,22 @@ preconditioner.
 
 import optax
 
-from harness import stability
+from submissions import dynamics as dynamics_lib
 
 DEFAULT_HPARAMS = {'learning_rate': 0.02, 'beta1': 0.9}
 
 
+def _ema_heavy_ball(learning_rate, beta):
+  return optax.chain(optax.ema(beta, debias=False),
+                     optax.scale(-learning_rate))
+
+
 def make_optimizer(hparams) -> optax.GradientTransformation:
-  return optax.chain(optax.ema(hparams['beta1'], debias=False),
-                     optax.scale(-hparams['learning_rate']))
+  return optax.inject_hyperparams(_ema_heavy_ball, static_args='beta')(
+      learning_rate=hparams['learning_rate'], beta=hparams['beta1'])
 
 
-def dynamics(hparams) -> stability.Dynamics:
-  return stability.Dynamics(
-      momentum=stability.Momentum.HEAVY_BALL, style=stability.Style.EMA,
-      beta=hparams['beta1'], learning_rate=hparams['learning_rate'])
+def dynamics(hparams) -> dynamics_lib.Dynamics:
+  return dynamics_lib.Dynamics(momentum=dynamics_lib.Momentum.HEAVY_BALL,
+                               style=dynamics_lib.Style.EMA,
+                               beta=hparams['beta1'])

@@ -11,22 +11,23 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from harness import stability
-from submissions.baselines import adaptive
+from submissions import dynamics as dynamics_lib
 
 DEFAULT_HPARAMS = {'learning_rate': 1e-4, 'beta2': 0.995, 'eps': 1e-7}
 
 
 def make_optimizer(hparams) -> optax.GradientTransformation:
-  return optax.rmsprop(hparams['learning_rate'], decay=hparams['beta2'],
-                       eps=hparams['eps'], eps_in_sqrt=False)
+  rmsprop = optax.inject_hyperparams(optax.rmsprop,
+                                     static_args=('decay', 'eps'))
+  return rmsprop(learning_rate=hparams['learning_rate'],
+                 decay=hparams['beta2'], eps=hparams['eps'], eps_in_sqrt=False)
 
 
 def preconditioner(optimizer_state, hparams):
-  rms = adaptive.find_state(optimizer_state, optax.ScaleByRmsState)
+  rms = optax.tree_utils.tree_get(optimizer_state, 'ScaleByRmsState')
   return jax.tree.map(lambda v: jnp.sqrt(v) + hparams['eps'], rms.nu)
 
 
-def dynamics(hparams) -> stability.Dynamics:
-  return stability.Dynamics(momentum=stability.Momentum.NONE,
-                            learning_rate=hparams['learning_rate'])
+def dynamics(hparams) -> dynamics_lib.Dynamics:
+  del hparams
+  return dynamics_lib.Dynamics(momentum=dynamics_lib.Momentum.NONE)

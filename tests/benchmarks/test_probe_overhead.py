@@ -4,14 +4,14 @@ Run with
   .venv/bin/pytest tests/benchmarks/test_probe_overhead.py -m benchmark \
       --benchmark-enable -s
 
-Runs the main job (`harness.demo`: full-batch Adam, FC net, 2,000 bundled
+Runs the main job (`scoring.demo`: full-batch Adam, FC net, 2,000 bundled
 Fashion-MNIST images, 400 steps, a probe every 20 steps) three ways in one
 process: a fixed 20 Lanczos iterations per eigenproblem; stopping on the
 residual (tol 1e-3); and residual stopping with warm starts from the previous
 probe's eigenvectors (the default). For each: probe time over training
 (submission) time, Hessian-vector products, and the median threshold ratio
 (the lever must not change the science). Then the main job's whole wall time
-as a newcomer runs it (`python -m harness.demo`, figure included).
+as a newcomer runs it (`python -m scoring.demo`, figure included).
 Results go to `probe_results.json` beside this file.
 """
 
@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from harness import demo
+from scoring import main_job
 
 pytestmark = pytest.mark.benchmark
 
@@ -40,21 +40,22 @@ LEVERS = {
 
 
 def _measure(tmp_path, name: str) -> dict:
-  config = demo.demo_config(str(tmp_path / name), quiet=True)
+  config = main_job.MainJob(experiment_dir=str(tmp_path / name),
+                            quiet=True).run_config()
   curvature = dataclasses.replace(config.curvature, **LEVERS[name])
-  result = demo.run_demo(dataclasses.replace(config, curvature=curvature))
+  result = main_job.run_demo(dataclasses.replace(config, curvature=curvature))
   summary, probes = result.run.summary, result.run.curvature
   # The first probe compiles the Lanczos loop; report it apart.
-  steady = sum(p['probe_seconds'] for p in probes[1:])
+  steady = sum(p.probe_seconds for p in probes[1:])
   return {
       'probes': len(probes),
-      'probe_seconds': summary['probe_time_s'],
-      'first_probe_seconds': probes[0]['probe_seconds'],
-      'submission_seconds': summary['submission_time_s'],
-      'probe_over_training': summary['probe_time_s'] /
-                             summary['submission_time_s'],
-      'steady_probe_over_training': steady / summary['submission_time_s'],
-      'hvps': sum(p['lanczos_hvps'] for p in probes),
+      'probe_seconds': summary.probe_time_s,
+      'first_probe_seconds': probes[0].probe_seconds,
+      'submission_seconds': summary.submission_time_s,
+      'probe_over_training': summary.probe_time_s /
+                             summary.submission_time_s,
+      'steady_probe_over_training': steady / summary.submission_time_s,
+      'hvps': sum(p.lanczos_hvps for p in probes),
       'median_threshold_ratio': result.stats.ratio_median,
   }
 
@@ -63,7 +64,7 @@ def test_probe_overhead_of_the_main_job(tmp_path, benchmark):
   values = {name: _measure(tmp_path, name) for name in LEVERS}
   start = time.perf_counter()
   out = subprocess.run(
-      [sys.executable, '-m', 'harness.demo', f'--experiment_dir={tmp_path}/cli',
+      [sys.executable, '-m', 'scoring.demo', f'--experiment_dir={tmp_path}/cli',
        '--quiet'], cwd=ROOT, capture_output=True, text=True, timeout=600)
   values['main_job_wall_seconds'] = time.perf_counter() - start
   assert out.returncode == 0, out.stderr

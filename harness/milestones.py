@@ -1,0 +1,64 @@
+"""What an evaluation means for a run: target, solution or divergence.
+
+A pure piece of the training loop, so that each rule has its own unit test:
+the first evaluation that reaches the validation target fixes the time and
+steps to target; the first whose train loss falls below the workload's
+threshold is the solution (where the sharpness at solution is measured); a
+non-finite train loss is divergence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+
+
+class Event(str, enum.Enum):
+  """A milestone an evaluation reached, in the order they are checked."""
+
+  TARGET = 'target'
+  SOLUTION = 'solution'
+  DIVERGED = 'diverged'
+
+
+@dataclasses.dataclass(frozen=True)
+class Milestones:
+  """What a run has reached so far.
+
+  Attributes:
+    time_to_target_s: submission time at the first evaluation that reached
+      the target; None before.
+    steps_to_target: its step; None before.
+    solution_step: the first evaluated step with train loss below the
+      workload's threshold; None before.
+  """
+
+  time_to_target_s: float | None = None
+  steps_to_target: int | None = None
+  solution_step: int | None = None
+
+  @property
+  def reached_target(self) -> bool:
+    return self.steps_to_target is not None
+
+  def after_evaluation(self, *, step: int, submission_time_s: float,
+                       train_loss: float, target_reached: bool,
+                       train_loss_threshold: float
+                       ) -> tuple[Milestones, tuple[Event, ...]]:
+    """The milestones after one evaluation, and the ones it newly reached.
+
+    A non-finite train loss gives only `Event.DIVERGED`: nothing else an
+    evaluation of a diverged model says counts.
+    """
+    if not math.isfinite(train_loss):
+      return self, (Event.DIVERGED,)
+    events, new = [], self
+    if target_reached and not self.reached_target:
+      new = dataclasses.replace(new, time_to_target_s=submission_time_s,
+                                steps_to_target=step)
+      events.append(Event.TARGET)
+    if train_loss < train_loss_threshold and self.solution_step is None:
+      new = dataclasses.replace(new, solution_step=step)
+      events.append(Event.SOLUTION)
+    return new, tuple(events)
