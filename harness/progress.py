@@ -26,7 +26,6 @@ class Progress:
     self._rate_mark: tuple[float, int] | None = None
     self._last_rate = 0.0
     self._wall_mark: tuple[float, int] | None = None
-    self._wall_mark: tuple[float, int] | None = None
 
   def step(self, step: int, submission_time_s: float, loss: float,
            extra: str = '', force: bool = False) -> None:

@@ -11,6 +11,7 @@ This module only parses flags; `harness.runner.train` does the work.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from absl import app
@@ -19,6 +20,14 @@ from absl import flags
 from harness import config as config_lib
 from submissions import hparams as hparams_lib
 from workloads import base
+
+# Every default below is read from the config dataclasses, where it is set.
+_RUN = {f.name: f.default for f in dataclasses.fields(config_lib.RunConfig)}
+_DATA = _RUN['data']
+# The command line starts from CurvatureConfig's defaults (probes at the
+# events), not from RunConfig's NO_CURVATURE, the default of runs built in
+# code.
+_CURV = config_lib.CurvatureConfig()
 
 _WORKLOAD = flags.DEFINE_string('workload', None, 'Registered workload name.')
 _SUBMISSION = flags.DEFINE_string(
@@ -29,57 +38,69 @@ _HPARAMS = flags.DEFINE_string(
 _SEARCH_SPACE = flags.DEFINE_string(
     'search_space', None, 'AlgoPerf-format search space (inline JSON or '
     'file); the trial takes point --trial of study --study.')
-_EXPERIMENT_DIR = flags.DEFINE_string('experiment_dir', 'runs',
+_EXPERIMENT_DIR = flags.DEFINE_string('experiment_dir', _RUN['experiment_dir'],
                                       'Root directory of run records.')
-_STUDY = flags.DEFINE_integer('study', 0, 'Tuning study index.')
+_STUDY = flags.DEFINE_integer('study', _RUN['study'], 'Tuning study index.')
 _TRIAL = flags.DEFINE_integer(
-    'trial', 0, 'Tuning trial index (e.g. $SLURM_ARRAY_TASK_ID).')
-_SEED = flags.DEFINE_integer('seed', 0, 'Random seed.')
-_MAX_STEPS = flags.DEFINE_integer('max_steps', None,
+    'trial', _RUN['trial'],
+    'Tuning trial index (e.g. $SLURM_ARRAY_TASK_ID).')
+_SEED = flags.DEFINE_integer('seed', _RUN['seed'], 'Random seed.')
+_MAX_STEPS = flags.DEFINE_integer('max_steps', _RUN['max_steps'],
                                   'Step budget (default: the workload\'s).')
 _MAX_RUNTIME = flags.DEFINE_float(
-    'max_runtime_s', None, 'Submission-time budget in seconds.')
-_EVAL_EVERY = flags.DEFINE_integer('eval_every', 50,
+    'max_runtime_s', _RUN['max_runtime_s'],
+    'Submission-time budget in seconds.')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every', _RUN['eval_every'],
                                    'Evaluate every this many steps.')
 _EVAL_RESIDENT_GB = flags.DEFINE_float(
-    'eval_resident_gb', 4.0,
+    'eval_resident_gb', _RUN['eval_resident_gb'],
     'Evaluation splits up to this many GB stay on the devices; larger ones '
     'are streamed from host memory one chunk at a time.')
 _KEEP_TRAINING = flags.DEFINE_bool(
-    'keep_training_past_target', False,
+    'keep_training_past_target', not _RUN['stop_at_target'],
     'Train to the budget after the target is reached.')
-_DATA_DIR = flags.DEFINE_string('data_dir', None,
+_DATA_DIR = flags.DEFINE_string('data_dir', _DATA.data_dir,
                                 'TFDS data directory (default TFDS_DATA_DIR).')
 _DATA_SOURCE = flags.DEFINE_string(
-    'data_source', None,
+    'data_source', _DATA.source,
     'Data source of the workload, e.g. bundled, idx or tfds for Fashion-MNIST.')
-_FULL_BATCH = flags.DEFINE_bool('full_batch', None,
+_FULL_BATCH = flags.DEFINE_bool('full_batch', _RUN['full_batch'],
                                 'Force full-batch (true) or minibatch (false).')
-_TRAIN_SIZE = flags.DEFINE_integer('train_size', None,
+_TRAIN_SIZE = flags.DEFINE_integer('train_size', _RUN['train_size'],
                                    'Training examples in use.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', None, 'Minibatch size.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', _RUN['batch_size'],
+                                   'Minibatch size.')
 _CHUNK_SIZE = flags.DEFINE_integer(
-    'chunk_size', None, 'Examples per gradient-accumulation chunk.')
+    'chunk_size', _RUN['chunk_size'],
+    'Examples per gradient-accumulation chunk.')
 _LOG_EVERY = flags.DEFINE_integer(
-    'log_every', 10, 'Synchronise, check for NaN and report every N steps.')
-_QUIET = flags.DEFINE_bool('quiet', False, 'No progress lines.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False,
+    'log_every', _RUN['log_every'],
+    'Synchronise, check for NaN and report every N steps.')
+_QUIET = flags.DEFINE_bool('quiet', _RUN['quiet'], 'No progress lines.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', _RUN['overwrite'],
                                'Replace an existing run directory.')
 _CURVATURE_EVERY = flags.DEFINE_integer(
-    'curvature_every', 0, 'Curvature probe every N steps (0: off).')
-_CURVATURE_LOG = flags.DEFINE_bool(
-    'curvature_log_spaced', False, 'Also probe at log-spaced steps.')
+    'curvature_every', _CURV.every,
+    'Curvature probe every N steps (0: none on a schedule).')
+_CURVATURE_LOG = flags.DEFINE_bool('curvature_log_spaced', _CURV.log_spaced,
+                                   'Also probe at log-spaced steps.')
 _CURVATURE_EVENTS = flags.DEFINE_bool(
-    'curvature_at_events', True,
+    'curvature_at_events', _CURV.at_events,
     'Probe at the target, at the solution and at the end.')
-_CURVATURE_K = flags.DEFINE_integer('curvature_top_k', 1,
+_CURVATURE_K = flags.DEFINE_integer('curvature_top_k', _CURV.top_k,
                                     'Top eigenvalues per probe.')
-_LANCZOS_ITERS = flags.DEFINE_integer('lanczos_iterations', 20,
-                                      'Lanczos iteration cap per probe.')
+_CURVATURE_WARM_START = flags.DEFINE_bool(
+    'curvature_warm_start', _CURV.warm_start,
+    'Start Lanczos from the previous probe\'s top eigenvectors.')
+_LANCZOS_ITERS = flags.DEFINE_integer(
+    'lanczos_iterations', _CURV.num_iterations,
+    'Lanczos iteration cap per probe.')
 _LANCZOS_TOL = flags.DEFINE_float(
-    'lanczos_tol', 1e-3, 'Relative residual at which Lanczos stops (0: never).')
+    'lanczos_tol', _CURV.tol or 0.0,
+    'Relative residual at which Lanczos stops (0: never).')
 _SAVE_PRECONDITIONER = flags.DEFINE_list(
-    'save_preconditioner_at', [],
+    'save_preconditioner_at',
+    [str(s) for s in _RUN['save_preconditioner_at']],
     'Steps at which to save the preconditioner for frozen_adam.')
 _DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False,
@@ -87,6 +108,7 @@ _DISTRIBUTED = flags.DEFINE_bool(
 
 
 def config_from_flags() -> config_lib.RunConfig:
+  """The run the parsed flags describe."""
   hparams = hparams_lib.load_hparams(_HPARAMS.value)
   if _SEARCH_SPACE.value:
     space = hparams_lib.SearchSpace.from_json(_SEARCH_SPACE.value)
@@ -94,7 +116,8 @@ def config_from_flags() -> config_lib.RunConfig:
   curvature = config_lib.CurvatureConfig(
       every=_CURVATURE_EVERY.value, log_spaced=_CURVATURE_LOG.value,
       at_events=_CURVATURE_EVENTS.value, top_k=_CURVATURE_K.value,
-      num_iterations=_LANCZOS_ITERS.value, tol=_LANCZOS_TOL.value or None)
+      num_iterations=_LANCZOS_ITERS.value, tol=_LANCZOS_TOL.value or None,
+      warm_start=_CURVATURE_WARM_START.value)
   return config_lib.RunConfig(
       workload=_WORKLOAD.value, submission=_SUBMISSION.value,
       hparams=hparams_lib.to_jsonable(hparams),

@@ -18,7 +18,7 @@ import pytest
 
 from harness import curvature
 from harness.curvature import _lanczos
-from harness.curvature import _probe
+from harness.curvature import _sharpness
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -320,10 +320,10 @@ def test_init_vector_forms():
   stacked = jax.vmap(unravel)(rows)
   for given, want in [(params, flat[None]), (stacked, rows), (flat, flat[None]),
                       (rows, rows)]:
-    got = _probe._flat_init(given, params, flat.size, jnp.float32)
+    got = _sharpness._flat_init(given, params, flat.size, jnp.float32)
     np.testing.assert_array_equal(got, want)
   with pytest.raises(ValueError, match='init_vectors'):
-    _probe._flat_init(jnp.ones(7), params, flat.size, jnp.float32)
+    _sharpness._flat_init(jnp.ones(7), params, flat.size, jnp.float32)
 
 
 def _count_equations(jaxpr) -> int:

@@ -31,10 +31,10 @@ from harness.curvature._operators import hessian_operator
 from harness.curvature._operators import hvp
 from harness.curvature._operators import loss_and_grad
 from harness.curvature._operators import validate_diagonal
-from harness.curvature._probe import SharpnessFn
-from harness.curvature._probe import SharpnessResult
-from harness.curvature._probe import make_sharpness_fn
-from harness.curvature._probe import sharpness
+from harness.curvature._sharpness import SharpnessFn
+from harness.curvature._sharpness import SharpnessResult
+from harness.curvature._sharpness import make_sharpness_fn
+from harness.curvature._sharpness import sharpness
 
 __all__ = [
     'DiagonalPreconditioner',

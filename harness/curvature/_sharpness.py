@@ -80,9 +80,10 @@ class _Config:
   seed: int
 
 
-def _probe(loss_fn: LossFn, config: _Config, params: Params, batch: Batch,
-           preconditioner: _operators.Preconditioner | None, init_vectors: Any,
-           key: jax.Array, loss_args: tuple[Any, ...]) -> SharpnessResult:
+def _sharpness(loss_fn: LossFn, config: _Config, params: Params,
+               batch: Batch, preconditioner: _operators.Preconditioner | None,
+               init_vectors: Any, key: jax.Array,
+               loss_args: tuple[Any, ...]) -> SharpnessResult:
   dtype = config.dtype
   if dtype is None:
     dtype = jnp.promote_types(ravel_pytree(params)[0].dtype, jnp.float32)
@@ -127,7 +128,7 @@ class SharpnessFn:
     self._config = config
     self._validate = validate
     self.jitted = jax.jit(
-        lambda *args: _probe(loss_fn, config, *args))
+        lambda *args: _sharpness(loss_fn, config, *args))
 
   def __call__(self, params: Params, batch: Batch = None,
                preconditioner: Any = None, init_vectors: Any = None, *,
