@@ -122,10 +122,10 @@ class RunRecord:
 
 
 _RUN_PATH = re.compile(r'study_(\d+)/trial_(\d+)$')
-_R2 = TypeVar('_R2', bound=Record)
+_R = TypeVar('_R', bound=Record)
 
 
-def read_json(path: pathlib.Path, cls: type[_R2]) -> _R2:
+def read_json(path: pathlib.Path, cls: type[_R]) -> _R:
   """A whole-file record; RecordError when missing or unusable."""
   try:
     value = json.loads(path.read_text(encoding='utf-8'))
@@ -136,8 +136,8 @@ def read_json(path: pathlib.Path, cls: type[_R2]) -> _R2:
   return cls.from_json(value, source=str(path))
 
 
-def read_jsonl(path: pathlib.Path, cls: type[_R2]
-               ) -> tuple[list[_R2], list[str]]:
+def read_jsonl(path: pathlib.Path, cls: type[_R]
+               ) -> tuple[list[_R], list[str]]:
   """Records of a JSONL file and warnings for lines that were skipped.
 
   A missing file is an empty list. A bad line (truncated, corrupt, or not a

@@ -160,13 +160,6 @@ class ProbeRecord(Record):
   probe_seconds: float
   schema_version: int = SCHEMA_VERSION
 
-  @property
-  def measured_sharpness(self) -> float:
-    """What the threshold applies to: λ1(P⁻¹H) if preconditioned, else λ1(H)."""
-    if self.preconditioned_sharpness is None:
-      return self.sharpness
-    return self.preconditioned_sharpness
-
 
 @dataclasses.dataclass(frozen=True)
 class Summary(Record):
