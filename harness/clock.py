@@ -6,6 +6,11 @@ evaluation, curvature probes and checkpoints. JAX dispatch is asynchronous,
 so reading the clock without synchronising would leak training work into the
 untimed pauses; `pause` therefore always blocks on the arrays it is given.
 The first step (compilation and one execution) is timed apart by the runner.
+
+The clock also counts the XLA compilations that happen while it runs: a fair
+run compiles every step function in its untimed first step, so any count
+above zero is compile time charged to the submission (an input whose
+sharding or dtype changes after step 0, a retrace on a Python value).
 """
 
 from __future__ import annotations
@@ -14,14 +19,42 @@ import time
 from typing import Any
 
 import jax
+import jax.monitoring
+
+# jax's event for one XLA backend compilation (jax._src.dispatch).
+_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+
+
+class _CompileCounter:
+  """Counts XLA compilations in this process, from the first `count` on."""
+
+  def __init__(self):
+    self._count = 0
+    self._listening = False
+
+  def _on_event(self, event: str, duration_s: float, **kwargs) -> None:
+    del duration_s, kwargs
+    if event == _COMPILE_EVENT:
+      self._count += 1
+
+  def count(self) -> int:
+    if not self._listening:
+      jax.monitoring.register_event_duration_secs_listener(self._on_event)
+      self._listening = True
+    return self._count
+
+
+_COMPILES = _CompileCounter()
 
 
 class SubmissionClock:
   """Accumulates the wall time between `resume` and `pause`."""
 
-  def __init__(self, elapsed_s: float = 0.0):
+  def __init__(self, elapsed_s: float = 0.0, compiles: int = 0):
     self._elapsed = elapsed_s
     self._started: float | None = None
+    self._compiles = compiles
+    self._compiles_at_start = 0
 
   @property
   def running(self) -> bool:
@@ -29,6 +62,7 @@ class SubmissionClock:
 
   def resume(self) -> None:
     if self._started is None:
+      self._compiles_at_start = _COMPILES.count()
       self._started = time.perf_counter()
 
   def pause(self, *pending: Any) -> float:
@@ -41,7 +75,13 @@ class SubmissionClock:
     if self._started is not None:
       self._elapsed += time.perf_counter() - self._started
       self._started = None
+      self._compiles += _COMPILES.count() - self._compiles_at_start
     return self._elapsed
+
+  @property
+  def compiles(self) -> int:
+    """Compilations while the clock ran; only exact while paused."""
+    return self._compiles
 
   @property
   def elapsed_s(self) -> float:

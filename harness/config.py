@@ -32,6 +32,20 @@ class CurvatureConfig:
   tol: float | None = 1e-3
   warm_start: bool = True
 
+  def __post_init__(self):
+    if self.every < 0:
+      raise ValueError(f'curvature every (--curvature_every) must be >= 0 '
+                       f'(0: only at events), got {self.every}')
+    if not 1 <= self.top_k <= self.num_iterations:
+      raise ValueError(
+          'curvature needs 1 <= top_k <= num_iterations (--curvature_top_k, '
+          '--lanczos_iterations: Lanczos finds at most one eigenvalue per '
+          f'iteration), got top_k={self.top_k}, '
+          f'num_iterations={self.num_iterations}')
+    if self.tol is not None and not self.tol >= 0:
+      raise ValueError(f'curvature tol (--lanczos_tol) must be >= 0, or '
+                       f'None to always run num_iterations; got {self.tol}')
+
   @property
   def enabled(self) -> bool:
     return self.every > 0 or self.log_spaced or self.at_events
@@ -64,7 +78,13 @@ class RunConfig:
     log_every: synchronise, check for NaN/Inf and report progress every this
       many steps.
     quiet: no progress lines.
-    overwrite: replace an existing run directory.
+    overwrite: replace an existing (finished or killed) run directory.
+    resume: continue a run directory that holds an unfinished run from its
+      last checkpoint; False refuses such a directory.
+    checkpoint_every: checkpoint every this many steps (0: not by steps).
+    checkpoint_every_s: checkpoint when this many seconds of wall time have
+      passed since the last one (0: not by time). A run also checkpoints
+      when it is told to stop (SIGTERM, Ctrl-C).
     curvature: the curvature probe's schedule and settings.
     save_preconditioner_at: steps at which to save the submission's
       preconditioner (.npz in the run directory) for frozen-Adam runs.
@@ -90,17 +110,53 @@ class RunConfig:
   log_every: int = 10
   quiet: bool = False
   overwrite: bool = False
+  resume: bool = True
+  checkpoint_every: int = 0
+  checkpoint_every_s: float = 600.0
   curvature: CurvatureConfig = NO_CURVATURE
   save_preconditioner_at: tuple[int, ...] = ()
 
   def __post_init__(self):
-    for name in ('eval_every', 'log_every'):
-      if getattr(self, name) <= 0:
-        raise ValueError(f'{name} must be positive')
-    if not self.eval_resident_gb >= 0:
-      raise ValueError('eval_resident_gb must be >= 0')
-    if self.max_steps is not None and self.max_steps < 1:
-      raise ValueError('max_steps must be at least 1')
+    """Refuses values no run can use, before any file is written.
+
+    Each message is one line naming the field (as its flag is named).
+    `not value >= bound` also refuses NaN.
+    """
+    for name, bound, when_given in _BOUNDS:
+      value = getattr(self, name)
+      if value is None and when_given:
+        continue
+      if not value >= bound:
+        kind = 'positive' if bound == 1 else f'>= {bound}'
+        unset = ' (leave it unset for the default)' if when_given else ''
+        raise ValueError(f'{name} must be {kind}{unset}, got {value}')
+    if self.max_runtime_s is not None and not self.max_runtime_s > 0:
+      raise ValueError(
+          'max_runtime_s must be positive (leave it unset for the '
+          f"workload's budget), got {self.max_runtime_s}")
+    early = [step for step in self.save_preconditioner_at if step < 1]
+    if early:
+      raise ValueError(f'save_preconditioner_at steps must be >= 1 (the '
+                       f'preconditioner exists after the first update), got '
+                       f'{early}')
+
+
+# (field, lowest allowed value, whether None means "unset" and passes). The
+# batch-regime overrides are replaced by the workload's default when unset,
+# so an explicit 0 would silently mean "unset": it is refused instead.
+_BOUNDS: tuple[tuple[str, float, bool], ...] = (
+    ('eval_every', 1, False),
+    ('log_every', 1, False),
+    ('eval_resident_gb', 0, False),
+    ('study', 0, False),
+    ('trial', 0, False),
+    ('max_steps', 1, True),
+    ('train_size', 1, True),
+    ('batch_size', 1, True),
+    ('chunk_size', 1, True),
+    ('checkpoint_every', 0, False),
+    ('checkpoint_every_s', 0, False),
+)
 
 
 def resolve_regime(config: RunConfig, workload: base.Workload,

@@ -77,12 +77,35 @@ class CurvatureProbe:
     return step > 0 and ((every > 0 and step % every == 0) or
                          step in self._scheduled)
 
+  # ---- What a checkpoint keeps (see harness.resume) ----
+
+  def warm_vectors(self) -> dict[str, Any]:
+    """The warm-start eigenvectors by name ('raw', 'pre'); arrays are kept."""
+    return dict(self._warm)
+
+  def warm_like(self, params) -> Any:
+    """Vectors with the structure and sharding of a warm start."""
+    # Replicated like the eigenvectors probes pass back, so the first warm
+    # start does not compile a second variant.
+    return self.parallel.replicate(self._sharpness.initial_vectors(params))
+
+  def bookkeeping(self) -> dict[str, Any]:
+    return {'total_seconds': self.total_seconds, 'last_step': self.last_step,
+            'warm': sorted(self._warm)}
+
+  def restore(self, bookkeeping: dict[str, Any], warm: dict[str, Any],
+              at_solution: records.ProbeRecord | None) -> None:
+    self.total_seconds = bookkeeping['total_seconds']
+    self.last_step = bookkeeping['last_step']
+    self._warm = dict(warm)
+    self.at_solution = at_solution
+
+  # ---- Measuring ----
+
   def _eigen(self, name: str, params, model_state, preconditioner):
     init = self._warm.get(name)
     if init is None and self.config.warm_start:
-      # Replicated like the eigenvectors later probes pass back, so the
-      # first warm start does not compile a second variant.
-      init = self.parallel.replicate(self._sharpness.initial_vectors(params))
+      init = self.warm_like(params)
     result = self._sharpness(params, self.batch, preconditioner, init,
                              loss_args=(model_state,))
     if self.config.warm_start:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import signal
-import threading
+import shutil
 import time
 import traceback
 from typing import Any, Iterator
@@ -22,19 +21,22 @@ import jax
 import numpy as np
 import optax
 
+from harness import checkpoints as checkpoints_lib
 from harness import clock as clock_lib
 from harness import config as config_lib
 from harness import evaluation
-from harness import mesh as mesh_lib
 from harness import milestones as milestones_lib
 from harness import probe as probe_lib
+from harness import preflight
 from harness import progress as progress_lib
 from harness import provenance
 from harness import records
+from harness import resume as resume_lib
+from harness import run_directory
+from harness import step_checks
+from harness import termination
 from submissions import api
-from submissions import loading
 from submissions import preconditioner_file
-import workloads
 from workloads import base
 
 Status = records.Status
@@ -42,11 +44,19 @@ Status = records.Status
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-  """Where a run's records are and how it ended."""
+  """Where a run's records are and how it ended.
+
+  Attributes:
+    run_dir: the run directory.
+    status: how it ended.
+    summary: its summary.json.
+    stopped_by: the signal (SIGTERM, SIGINT) that stopped it, if one did.
+  """
 
   run_dir: pathlib.Path
   status: Status
   summary: records.Summary
+  stopped_by: int | None = None
 
 
 class _Stop(Exception):
@@ -55,27 +65,6 @@ class _Stop(Exception):
   def __init__(self, status: Status):
     super().__init__(status.value)
     self.status = status
-
-
-class _TerminationSignals:
-  """Turns SIGTERM into a flag the loop checks (Ctrl-C stays an exception)."""
-
-  def __init__(self):
-    self.received = False
-    self._previous = None
-
-  def __enter__(self):
-    if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.received = True
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
 
 
 def train(config: config_lib.RunConfig, *,
@@ -94,73 +83,72 @@ def train(config: config_lib.RunConfig, *,
     The run directory, status and summary. An exception inside the loop is
     recorded as status `error` and then re-raised.
   """
-  if workload is None:
-    workload = workloads.get(config.workload, config.data)
-  else:  # The records then name what actually ran.
-    config = dataclasses.replace(config, workload=workload.name)
-  if submission is None:
-    submission = loading.load(config.submission, config.hparams)
-  else:
-    config = dataclasses.replace(config, submission=submission.name,
-                                 hparams=submission.hparams.to_dict())
-  regime = config_lib.resolve_regime(
-      config, workload, submission.get_batch_size(workload.name))
-  parallel = mesh_lib.DataParallel.over_all_devices()
-  parallel.check_chunk_size(regime.chunk_size)
+  setup = preflight.set_up(config, workload, submission)
+  config, workload, submission = setup.config, setup.workload, setup.submission
   directory = records.run_dir(config.experiment_dir, workload.name,
                               submission.name, config.study, config.trial)
-  writer = None
+  # Only process 0 writes; every process reads what the directory holds.
   if jax.process_index() == 0:
-    writer = records.RunWriter(directory, overwrite=config.overwrite)
-  with _TerminationSignals() as signals:
-    loop = _TrainingLoop(config, workload, submission, regime, parallel,
-                         writer, signals)
-    return loop.run(directory)
+    opened = run_directory.open_run(directory, config,
+                                    source_sha256=setup.source_sha256,
+                                    started=provenance.now_iso())
+    writer, resuming = opened.writer, opened.resume
+  else:
+    opened, writer = None, None
+    resuming = run_directory.decide(directory, config, setup.source_sha256)
+  try:
+    loop = _TrainingLoop(setup, writer, directory)
+    with termination.StopSignals(loop.emergency_stop) as signals:
+      loop.signals = signals
+      return loop.run(resuming)
+  finally:
+    if opened is not None:
+      opened.close()
 
 
 class _TrainingLoop:
   """The state of one run between its start and its summary."""
 
-  def __init__(self, config, workload: base.Workload,
-               submission: api.Submission, regime: base.BatchRegime,
-               parallel: mesh_lib.DataParallel,
-               writer: records.RunWriter | None, signals: _TerminationSignals):
+  def __init__(self, setup: preflight.Setup, writer: records.RunWriter | None,
+               directory: pathlib.Path):
+    config, workload = setup.config, setup.workload
+    self.setup = setup
     self.config = config
     self.workload = workload
-    self.submission = submission
-    self.regime = regime
-    self.parallel = parallel
+    self.submission = setup.submission
+    self.regime = setup.regime
+    self.parallel = setup.parallel
+    self.dataset = setup.dataset
     self.writer = writer
-    self.signals = signals
+    self.directory = directory
+    self.signals: termination.StopSignals | None = None
+    self.checkpoints = checkpoints_lib.Checkpoints(
+        directory / records.CHECKPOINT_DIR)
     self.max_steps = config.max_steps or workload.step_budget
     self.max_runtime_s = config.max_runtime_s or workload.runtime_budget_s
     self.clock = clock_lib.SubmissionClock()
     self.progress = progress_lib.Progress(self.max_steps, quiet=config.quiet)
     self.step = 0
+    self.start_step = 0  # The first step of this launch.
+    self.batches_drawn = 0
     self.times = {'first_step_s': 0.0, 'eval_time_s': 0.0}
+    self.earlier_wall_s = 0.0  # Wall time of earlier launches of the run.
+    self.resumed_at: tuple[int, ...] = ()
     self.eval_results: list[tuple[int, dict[str, float]]] = []
     self.last_metrics: dict[str, float] = {}
     self.milestones = milestones_lib.Milestones()
     self.probe: probe_lib.CurvatureProbe | None = None
+    self.boundary: resume_lib.Boundary | None = None
+    self.in_step = False
+    self.last_checkpoint = time.monotonic()
+    self.started = time.perf_counter()
 
   # ---- Records ----
 
-  def _meta(self, directory: pathlib.Path) -> records.Meta:
-    return records.Meta(
-        workload=records.WorkloadFacts.from_json(
-            self.workload.describe(), source='Workload.describe()'),
-        submission=records.SubmissionFacts(
-            name=self.submission.name, spec=self.config.submission),
-        hparams=self.submission.hparams.to_dict(), seed=self.config.seed,
-        study=self.config.study, trial=self.config.trial,
-        regime=records.Regime(**dataclasses.asdict(self.regime)),
-        config=dataclasses.asdict(self.config),
-        devices=records.Devices(**provenance.devices()),
-        versions=provenance.versions(), host=provenance.host(),
-        start_time=provenance.now_iso(), run_dir=str(directory))
+  def _wall_s(self) -> float:
+    return self.earlier_wall_s + time.perf_counter() - self.started
 
-  def _summary(self, status: Status, wall_s: float,
-               error: str | None) -> records.Summary:
+  def _summary(self, status: Status, error: str | None) -> records.Summary:
     probe = self.probe
     at_solution = probe.at_solution if probe else None
     reached = self.milestones
@@ -182,27 +170,34 @@ class _TrainingLoop:
         eval_time_s=self.times['eval_time_s'],
         probe_time_s=probe.total_seconds if probe else 0.0,
         first_step_s=self.times['first_step_s'],
-        wall_time_s=wall_s,
+        wall_time_s=self._wall_s(),
+        timed_compiles=self.clock.compiles,
+        resumed_at_steps=self.resumed_at,
         error=error)
 
-  def run(self, directory: pathlib.Path) -> RunResult:
-    start = time.perf_counter()
-    if self.writer:
-      self.writer.write_meta(self._meta(directory))
-    self.progress.message(f'run directory: {directory}')
+  def run(self, resuming: bool) -> RunResult:
     error = None
     try:
-      status = self._train()
+      status = self._train(resuming)
+    except checkpoints_lib.CheckpointMismatch as e:
+      # The run on disk stays as it was, to be resumed by the right code.
+      raise run_directory.RunDirectoryError(
+          f'cannot resume: {e}; pass --overwrite to start again') from e
     except _Stop as stop:
       status = stop.status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Where the stop signals are not ours.
       status = Status.INTERRUPTED
     except Exception as e:  # Recorded, then re-raised below.
       status, error = Status.ERROR, f'{type(e).__name__}: {e}'
       error_trace = traceback.format_exc()
-    summary = self._summary(status, time.perf_counter() - start, error)
+    summary = self._summary(status, error)
     if self.writer:
       self.writer.write_summary(summary)
+    self.checkpoints.close()
+    if self.writer and status in run_directory.FINISHED:
+      # Nothing is left to resume; a checkpoint is the size of the state.
+      shutil.rmtree(self.directory / records.CHECKPOINT_DIR,
+                    ignore_errors=True)
     reached = self.milestones
     if not reached.reached_target:
       target = 'target not reached'
@@ -212,67 +207,182 @@ class _TrainingLoop:
     self.progress.message(
         f'{status.value} after {self.step} steps: submission time '
         f'{summary.submission_time_s:.2f}s, {target}; records in '
-        f'{directory}')
+        f'{self.directory}')
     if error:
-      raise RuntimeError(f'run failed, recorded in {directory}:\n'
+      raise RuntimeError(f'run failed, recorded in {self.directory}:\n'
                          f'{error_trace}')
-    return RunResult(directory, status, summary)
+    return RunResult(self.directory, status, summary,
+                     stopped_by=self.signals.signum if self.signals else None)
 
-  # ---- The loop ----
+  # ---- Start and resume ----
 
-  def _train(self) -> Status:
+  def _start(self, resuming: bool) -> None:
+    """Initial state, then either the checkpoint's or step 0's records."""
     config, workload, submission = self.config, self.workload, self.submission
-    init_rng, opt_rng, step_rng = jax.random.split(
+    init_rng, opt_rng, self.step_rng = jax.random.split(
         jax.random.PRNGKey(config.seed), 3)
     params, model_state = workload.init_model_fn(init_rng)
     params = self.parallel.replicate(params)
     model_state = self.parallel.replicate(model_state)
-    opt_state = submission.init_optimizer_state(workload, params, model_state,
-                                                opt_rng)
-    dataset = workload.dataset(self.regime)
-    queue = self._device_batches(dataset)
+    opt_state = self.parallel.place(submission.init_optimizer_state(
+        workload, params, model_state, opt_rng))
+    self.state = (params, opt_state, model_state)
+    self.contract = step_checks.StepContract.of(params, model_state)
     self.evaluator = evaluation.Evaluator(
-        workload, dataset, self.parallel,
+        workload, self.dataset, self.parallel,
         resident_bytes=int(config.eval_resident_gb * 2**30))
     if config.curvature.enabled:
       self.probe = probe_lib.CurvatureProbe(
-          config.curvature, workload, submission, dataset, self.regime,
+          config.curvature, workload, submission, self.dataset, self.regime,
           self.parallel, self.max_steps)
-    self.state = (params, opt_state, model_state)
-    self._evaluate()
-    keys = _StepKeys(step_rng)
+    step = self.checkpoints.latest_step() if resuming else None
+    if step is None:
+      if self.writer:
+        self.writer.clear()
+        self.writer.write_meta(self.setup.meta(self.directory))
+      self.progress.message(f'run directory: {self.directory}')
+      self._evaluate()
+    else:
+      self._resume(step)
+
+  def _resume(self, step: int) -> None:
+    if self.writer:
+      self.writer.truncate_from(step)
+    probe = self.probe
+    boundary = resume_lib.restore(
+        self.checkpoints, step, self.state,
+        lambda name: probe.warm_like(self.state[0]))
+    book = boundary.bookkeeping
+    self.state = boundary.state
+    self.step = self.start_step = step
+    self.batches_drawn = book['batches_drawn']
+    self.clock = clock_lib.SubmissionClock(book['submission_time_s'],
+                                           book['timed_compiles'])
+    self.times = dict(book['times'])
+    self.earlier_wall_s = book['wall_time_s']
+    self.resumed_at = tuple(book['resumed_at_steps']) + (step,)
+    self.milestones = boundary.milestones
+    earlier = resume_lib.EarlierRecords.read(self.directory)
+    self.eval_results = [(r.step, r.metrics) for r in earlier.evaluations]
+    self.last_metrics = dict(self.eval_results[-1][1])
+    if probe is not None:
+      probe.restore(book['probe'], boundary.warm, earlier.at_solution)
+    self.progress.message(
+        f'resuming {self.directory} at step {step} (submission time '
+        f'{self.clock.elapsed_s:.2f}s so far)')
+    self._actions()
+
+  def _bookkeeping(self) -> dict[str, Any]:
+    return {
+        'step': self.step, 'batches_drawn': self.batches_drawn,
+        'submission_time_s': self.clock.elapsed_s,
+        'timed_compiles': self.clock.compiles, 'times': dict(self.times),
+        'wall_time_s': self._wall_s(),
+        'resumed_at_steps': list(self.resumed_at),
+        'milestones': dataclasses.asdict(self.milestones),
+        'probe': self.probe.bookkeeping() if self.probe else None}
+
+  def _mark_boundary(self) -> resume_lib.Boundary:
+    """The run before this step's actions (the clock is paused)."""
+    if self.boundary is None or self.boundary.step != self.step:
+      warm = self.probe.warm_vectors() if self.probe else {}
+      self.boundary = resume_lib.Boundary(self.step, self.state, warm,
+                                          self._bookkeeping())
+    return self.boundary
+
+  def _checkpoint(self) -> None:
+    with clock_lib.Stopwatch() as watch:
+      resume_lib.save(self.checkpoints, self._mark_boundary())
+    self.last_checkpoint = time.monotonic()
+    self.progress.message(f'checkpoint at step {self.step} '
+                          f'({watch.seconds:.2f}s)')
+
+  def _checkpoint_due(self) -> bool:
+    every, every_s = self.config.checkpoint_every, self.config.checkpoint_every_s
+    return self.start_step < self.step < self.max_steps and (
+        (every > 0 and self.step % every == 0) or
+        (every_s > 0 and time.monotonic() - self.last_checkpoint >= every_s))
+
+  def emergency_stop(self, signum: int) -> None:
+    """Called by the stop watcher when the loop is stuck in native code.
+
+    It writes the summary; then, unless the loop is inside a step (whose
+    inputs may already be donated), the boundary marked for the current
+    step is still whole and is saved; the process ends with 128 + signum.
+    """
+    try:
+      if self.writer:
+        self.writer.write_summary(self._summary(Status.INTERRUPTED, None))
+      boundary = self.boundary
+      # Across hosts a save is collective, and the other processes may not
+      # be stopping at this step; they resume from the last regular one.
+      if (jax.process_count() == 1 and not self.in_step and
+          boundary is not None and boundary.step == self.step):
+        resume_lib.save(self.checkpoints, boundary)
+      self.progress.message(
+          f'stopped by signal {signum} at step {self.step}; records in '
+          f'{self.directory}')
+    finally:
+      termination.hard_exit(signum)
+
+  # ---- The loop ----
+
+  def _train(self, resuming: bool) -> Status:
+    self._start(resuming)
+    submission, workload = self.submission, self.workload
+    queue = self._device_batches()
+    keys = _StepKeys(self.step_rng)
     while True:
       self._check_budget()
       params, opt_state, model_state = self.state
-      if self.step == 0:
-        first = time.perf_counter()
+      first_of_launch = self.step == self.start_step
+      if first_of_launch:
+        first = time.perf_counter()  # Timed apart, off the clock.
       else:
         self.clock.resume()
+      self.in_step = True
+      self.boundary = None  # Its arrays may be donated from here on.
       batch = submission.data_selection(workload, queue, opt_state, params,
                                         model_state, self.step,
                                         keys[self.step])
+      if first_of_launch:
+        self.contract.check_batch(batch, self.step)
       out = submission.update_params(workload, params, model_state, batch,
                                      opt_state, self.eval_results, self.step,
                                      keys[self.step])
       self.state = (out.params, out.optimizer_state, out.model_state)
       self.step += 1
-      if self.step == 1:
+      self.in_step = False
+      if first_of_launch:
+        # Compilation and one execution, untimed (again after a resume).
         jax.block_until_ready(self.state)
-        self.times['first_step_s'] = time.perf_counter() - first
-      if self._sync_due():
+        self.times['first_step_s'] += time.perf_counter() - first
+      sync = self._sync_due()
+      if first_of_launch or sync:
+        # Metadata only: shapes, dtypes and order, never device data.
+        self.contract.check_batch(batch, self.step - 1)
+        self.contract.check_output(out, self.step - 1)
+      if sync:
         self._synchronise(out.metrics)
 
-  def _device_batches(self, dataset: base.Dataset) -> Iterator[Any]:
-    batches = dataset.train_batches(self.regime, self.config.seed)
+  def _device_batches(self) -> Iterator[Any]:
+    batches = self.dataset.train_batches(self.regime, self.config.seed)
     if self.regime.full_batch:
       batch = self.parallel.shard_batch(next(batches))
       while True:
+        self.batches_drawn += 1
         yield batch
+    for _ in range(self.batches_drawn):  # The data order's position.
+      next(batches)
     for batch in batches:
+      self.batches_drawn += 1
       yield self.parallel.shard_batch(batch)
 
   def _check_budget(self) -> None:
-    if self.signals.received:
+    if self.signals is not None and self.signals.received:
+      self.signals.acknowledge()
+      self.clock.pause(self.state)
+      self._checkpoint()
       raise _Stop(Status.INTERRUPTED)
     if self.step >= self.max_steps or self.clock.elapsed_s >= (
         self.max_runtime_s):
@@ -281,9 +391,10 @@ class _TrainingLoop:
                   else Status.BUDGET_EXHAUSTED)
 
   def _sync_due(self) -> bool:
-    step = self.step
+    step, every = self.step, self.config.checkpoint_every
     return (step % self.config.log_every == 0 or self._eval_due() or
             step in self.config.save_preconditioner_at or
+            (every > 0 and step % every == 0) or
             (self.probe is not None and self.probe.due(step)))
 
   def _eval_due(self) -> bool:
@@ -298,6 +409,13 @@ class _TrainingLoop:
                             f'{self.step}: diverged')
       raise _Stop(Status.DIVERGED)
     self.progress.step(self.step, elapsed, loss)
+    if self._checkpoint_due():
+      self._checkpoint()
+    self._actions()
+
+  def _actions(self) -> None:
+    """What a step asks for once its state is synchronised."""
+    self._mark_boundary()
     if self.step in self.config.save_preconditioner_at:
       self._save_preconditioner()
     if self._eval_due():

@@ -77,8 +77,21 @@ _LOG_EVERY = flags.DEFINE_integer(
     'log_every', _RUN['log_every'],
     'Synchronise, check for NaN and report every N steps.')
 _QUIET = flags.DEFINE_bool('quiet', _RUN['quiet'], 'No progress lines.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', _RUN['overwrite'],
-                               'Replace an existing run directory.')
+_OVERWRITE = flags.DEFINE_bool(
+    'overwrite', _RUN['overwrite'],
+    'Replace a finished or unfinished run in the run directory (never a '
+    'live one).')
+_RESUME = flags.DEFINE_bool(
+    'resume', _RUN['resume'],
+    'Continue an unfinished run in the run directory from its last '
+    'checkpoint; --noresume refuses such a directory.')
+_CHECKPOINT_EVERY = flags.DEFINE_integer(
+    'checkpoint_every', _RUN['checkpoint_every'],
+    'Checkpoint every N steps (0: not by steps).')
+_CHECKPOINT_EVERY_S = flags.DEFINE_float(
+    'checkpoint_every_s', _RUN['checkpoint_every_s'],
+    'Checkpoint when this many seconds of wall time passed since the last '
+    '(0: not by time). SIGTERM and Ctrl-C always checkpoint.')
 _CURVATURE_EVERY = flags.DEFINE_integer(
     'curvature_every', _CURV.every,
     'Curvature probe every N steps (0: none on a schedule).')
@@ -131,7 +144,9 @@ def config_from_flags() -> config_lib.RunConfig:
       full_batch=_FULL_BATCH.value, train_size=_TRAIN_SIZE.value,
       batch_size=_BATCH_SIZE.value, chunk_size=_CHUNK_SIZE.value,
       log_every=_LOG_EVERY.value, quiet=_QUIET.value,
-      overwrite=_OVERWRITE.value, curvature=curvature,
+      overwrite=_OVERWRITE.value, resume=_RESUME.value,
+      checkpoint_every=_CHECKPOINT_EVERY.value,
+      checkpoint_every_s=_CHECKPOINT_EVERY_S.value, curvature=curvature,
       save_preconditioner_at=tuple(int(s) for s in
                                    _SAVE_PRECONDITIONER.value))
 
@@ -141,11 +156,27 @@ def main(argv):
   if _DISTRIBUTED.value:
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize()
-  from harness import runner  # pylint: disable=g-import-not-at-top
-  result = runner.train(config_from_flags())
+  # pylint: disable=g-import-not-at-top
+  from harness import preflight
+  from harness import run_directory
+  from harness import runner
+  from harness import termination
+  # pylint: enable=g-import-not-at-top
+  try:
+    config = config_from_flags()
+  except ValueError as e:  # Flag values the config refuses.
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  try:
+    result = runner.train(config)
+  except (preflight.SetupError, run_directory.RunDirectoryError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
   print(result.run_dir)
-  # Diverged and out-of-budget runs are results; an interrupted run is not
-  # finished, and says so to the scheduler (128 + SIGINT, as a shell does).
+  # Diverged and out-of-budget runs are results; a stopped run is not
+  # finished, and says so to the scheduler as a shell would (128 + signal).
+  if result.stopped_by is not None:
+    return termination.exit_status(result.stopped_by)
   return 130 if result.status == runner.Status.INTERRUPTED else 0
 
 

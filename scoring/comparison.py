@@ -86,24 +86,83 @@ class Comparison:
   aeos: tuple[AeosChange, ...]
 
 
+class ReportError(ValueError):
+  """A report that cannot be compared: missing, corrupt or not a leaderboard."""
+
+
+def _number(value: Any) -> bool:
+  """A JSON number a comparison can do arithmetic on, or null."""
+  if value is None or isinstance(value, float):
+    return True
+  return (isinstance(value, int) and not isinstance(value, bool)
+          and abs(value) < 2**63)
+
+
+def _of(kind: type) -> Any:
+  return lambda value: isinstance(value, kind)
+
+
+# The parts of leaderboard.json a comparison reads, each field's check.
+_GROUP_FIELDS = {'name': _of(str), 'standings': _of(list),
+                 'cells': _of(list)}
+_STANDING_FIELDS = {'submission': _of(str), 'rank': _number,
+                    'score': _number}
+_CELL_FIELDS = {'workload': _of(str), 'submission': _of(str),
+                'time_s': _number,
+                'aeos': lambda v: v is None or isinstance(v, dict) and all(
+                    _number(v.get(k)) for k in AEOS_STATISTICS)}
+
+
+def _check_items(items: list[Any], fields: Mapping[str, Any],
+                 where: str) -> None:
+  """Each item an object whose fields pass their checks; else ReportError."""
+  for i, item in enumerate(items):
+    if not isinstance(item, dict):
+      raise ReportError(f'{where}[{i}] is not an object')
+    for name, check in fields.items():
+      if not check(item.get(name)):
+        raise ReportError(f'{where}[{i}].{name} is missing or has the wrong '
+                          'type')
+
+
+def _check_structure(data: dict[str, Any]) -> None:
+  groups = data.get('groups')
+  if not isinstance(groups, list):
+    raise ReportError('groups is missing or not a list')
+  _check_items(groups, _GROUP_FIELDS, 'groups')
+  for i, group in enumerate(groups):
+    _check_items(group['standings'], _STANDING_FIELDS,
+                 f'groups[{i}].standings')
+    _check_items(group['cells'], _CELL_FIELDS, f'groups[{i}].cells')
+
+
 def load_report(path: str | os.PathLike) -> dict[str, Any]:
-  """A report's leaderboard.json.
+  """A report's leaderboard.json, checked to hold what a comparison reads.
 
   Raises:
-    FileNotFoundError: no leaderboard.json there.
-    ValueError: the file is not a leaderboard of the expected schema.
+    ReportError: no readable leaderboard.json there, or not a leaderboard of
+      the expected schema; the message names the file.
   """
   path = pathlib.Path(path)
   if path.is_dir():
     path = path / report_files.JSON_FILE
   try:
     data = json.loads(path.read_text(encoding='utf-8'))
-  except json.JSONDecodeError as e:
-    raise ValueError(f'{path}: not valid JSON ({e})') from None
+  except FileNotFoundError:
+    raise ReportError(f'{path}: no such file (expected a report directory or '
+                      f'its {report_files.JSON_FILE})') from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise ReportError(f'{path}: cannot be read ({e})') from None
+  except (ValueError, RecursionError) as e:
+    raise ReportError(f'{path}: not valid JSON ({e})') from None
   schema = data.get('schema') if isinstance(data, dict) else None
   if schema != report_files.JSON_SCHEMA:
-    raise ValueError(f'{path}: expected a leaderboard with schema '
-                     f'{report_files.JSON_SCHEMA!r}')
+    raise ReportError(f'{path}: expected a leaderboard with schema '
+                      f'{report_files.JSON_SCHEMA!r}, got {schema!r:.60}')
+  try:
+    _check_structure(data)
+  except ReportError as e:
+    raise ReportError(f'{path}: not a usable leaderboard: {e}') from None
   return data
 
 

@@ -15,14 +15,10 @@ Within a group, the n workloads of the performance profile are those with at
 least one scored run in the group; a submission without runs on one of them
 counts as failing there (time inf), as in AlgoPerf.
 
-Bad input never stops the build: a run directory whose meta.json is missing
-or corrupt, a run still in progress (no usable summary.json), a run that
-claims the target without a time, or a duplicate of a run already read (same
-workload, submission, study and trial in another experiment directory) is
-skipped; a truncated or corrupt JSONL line is skipped while the rest of the
-run is used. Each is logged with `absl.logging.warning` and listed in
-`Leaderboard.skipped`. A run in progress is left out rather than counted as
-a failed trial, because it may still reach the target.
+Which runs count, under which names, and what is skipped and why (bad
+records, runs not finished, duplicates, splits of runs that are not trials of
+one study) is `scoring.run_set`'s; its `Skipped` entries and notes are part
+of the `Leaderboard`.
 """
 
 from __future__ import annotations
@@ -30,53 +26,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import pathlib
 from typing import Any, Iterable, Sequence
-
-from absl import logging
 
 from harness import records
 from scoring import aeos
+from scoring import run_set
 from scoring import scores
 
 MIXED_GROUP = 'mixed hardware'
-
-
-@dataclasses.dataclass(frozen=True)
-class Skipped:
-  """A run or part of a run left out of the statistics.
-
-  Attributes:
-    path: the file or run directory.
-    reason: why, in words.
-    whole_run: True when the run was left out; False when only a line or a
-      file of it was.
-  """
-
-  path: str
-  reason: str
-  whole_run: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class RunEntry:
-  """One scored run: its time to target and its AEoS statistics."""
-
-  path: str
-  workload: str
-  submission: str
-  study: int
-  trial: int
-  device_kind: str
-  status: records.Status
-  time_to_target_s: float
-  steps_to_target: int | None
-  seed: Any
-  hparams: dict[str, Any]
-  final_step: int
-  error: str | None
-  aeos: aeos.AeosStats
-  series: aeos.CurvatureSeries
+# The run-level records, defined with the rules that choose them.
+RunEntry = run_set.RunEntry
+SkipKind = run_set.SkipKind
+Skipped = run_set.Skipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,90 +119,7 @@ class Leaderboard:
   groups: tuple[RankingGroup, ...]
   runs: tuple[RunEntry, ...]
   skipped: tuple[Skipped, ...]
-
-
-def _skip(skipped: list[Skipped], path: Any, reason: str,
-          whole_run: bool) -> None:
-  logging.warning('Skipped %s: %s', path, reason)
-  skipped.append(Skipped(path=str(path), reason=reason, whole_run=whole_run))
-
-
-def _entry(record: records.RunRecord) -> RunEntry:
-  """Scores one run; raises RecordError when it cannot be scored."""
-  score = scores.run_score(record)
-  summary = record.summary
-  return RunEntry(
-      path=str(record.path), workload=record.workload,
-      submission=record.submission, study=record.study, trial=record.trial,
-      device_kind=record.device_kind, status=record.status,
-      time_to_target_s=score.time_to_target_s,
-      steps_to_target=score.steps_to_target, seed=record.meta.seed,
-      hparams=dict(record.meta.hparams), final_step=summary.final_step,
-      error=summary.error,
-      aeos=aeos.aeos_stats(record.curvature, record.summary),
-      series=aeos.curvature_series(record.curvature))
-
-
-def _unfinished_reason(record: records.RunRecord) -> str:
-  """Why a run has no summary: still running, or its summary is unusable."""
-  bad_summary = [w for w in record.warnings if records.SUMMARY_FILE in w]
-  return bad_summary[0] if bad_summary else (
-      f'still running: no {records.SUMMARY_FILE} yet')
-
-
-def _load_one(path: pathlib.Path, seen: dict[tuple[str, str, int, int], str],
-              skipped: list[Skipped]
-              ) -> tuple[RunEntry, records.Meta] | None:
-  """One run's entry and meta, or None (and a Skipped entry) if unusable."""
-  try:
-    record = records.read_run(path)
-  except records.RecordError as e:
-    _skip(skipped, path, str(e), whole_run=True)
-    return None
-  if record.status is records.Status.RUNNING:
-    _skip(skipped, path, _unfinished_reason(record), whole_run=True)
-    return None
-  for warning in record.warnings:
-    _skip(skipped, path, warning, whole_run=False)
-  key = (record.workload, record.submission, record.study, record.trial)
-  if key in seen:
-    _skip(skipped, path, f'duplicate of run {seen[key]}', whole_run=True)
-    return None
-  try:
-    entry = _entry(record)
-  except records.RecordError as e:
-    _skip(skipped, path, str(e), whole_run=True)
-    return None
-  seen[key] = str(path)
-  return entry, record.meta
-
-
-def load_runs(experiment_dirs: Sequence[str | os.PathLike]
-              ) -> tuple[list[tuple[RunEntry, records.Meta]],
-                         list[Skipped]]:
-  """Reads and scores every finished run under the experiment directories.
-
-  Args:
-    experiment_dirs: directories holding `<workload>/<submission>/study_S/
-      trial_T/` run directories.
-
-  Returns:
-    (entry, meta) per scored run, and what was skipped.
-
-  Raises:
-    FileNotFoundError: an experiment directory does not exist.
-  """
-  loaded: list[tuple[RunEntry, records.Meta]] = []
-  skipped: list[Skipped] = []
-  seen: dict[tuple[str, str, int, int], str] = {}
-  for directory in experiment_dirs:
-    if not pathlib.Path(directory).is_dir():
-      raise FileNotFoundError(f'experiment directory {directory} not found')
-    for path in records.find_run_dirs(directory):
-      item = _load_one(path, seen, skipped)
-      if item is not None:
-        loaded.append(item)
-  return loaded, skipped
+  notes: tuple[str, ...] = ()
 
 
 def _workload_info(name: str, meta: records.Meta) -> WorkloadInfo:
@@ -350,13 +228,12 @@ def compute_leaderboard(experiment_dirs: Sequence[str | os.PathLike], *,
   Returns:
     The statistics every view of the report renders.
   """
-  loaded, skipped = load_runs(experiment_dirs)
-  parts = _partition(loaded, allow_mixed_hardware)
+  loaded = run_set.load_runs(experiment_dirs)
+  parts = _partition(loaded.runs, allow_mixed_hardware)
   groups = tuple(_group(name, mixed, items, tau_max)
                  for name, mixed, items in parts)
   return Leaderboard(
       experiment_dirs=tuple(str(d) for d in experiment_dirs),
       allow_mixed_hardware=allow_mixed_hardware, tau_max=tau_max,
-      groups=groups,
-      runs=tuple(sorted((e for e, _ in loaded), key=lambda e: e.path)),
-      skipped=tuple(skipped))
+      groups=groups, runs=tuple(e for e, _ in loaded.runs),
+      skipped=loaded.skipped, notes=loaded.notes)

@@ -4,11 +4,14 @@ r"""Builds a leaderboard report: `python -m scoring.report` (flags only).
       --out=reports/today [--allow_mixed_hardware] [--tau_max=4]
 
 `scoring.report_files.build_report` does the work and says what the report
-directory holds.
+directory holds. Unusable run records are skipped and listed in the report;
+a missing experiment directory (all of them) or a report directory that
+cannot be replaced ends the command with one line (exit status 2).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 from absl import app
@@ -33,9 +36,15 @@ _TAU_MAX = flags.DEFINE_float(
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  report = report_files.build_report(
-      _EXPERIMENT_DIRS.value, _OUT.value,
-      allow_mixed_hardware=_ALLOW_MIXED_HARDWARE.value, tau_max=_TAU_MAX.value)
+  try:
+    report = report_files.build_report(
+        _EXPERIMENT_DIRS.value, _OUT.value,
+        allow_mixed_hardware=_ALLOW_MIXED_HARDWARE.value,
+        tau_max=_TAU_MAX.value)
+  except (report_files.ReportError, FileNotFoundError) as e:
+    # One line, no traceback: the experiment or report directory is wrong.
+    print(f'scoring.report: error: {e}', file=sys.stderr)
+    sys.exit(2)
   print(f'Report: {report.out_dir / report_files.HTML_FILE}')
 
 

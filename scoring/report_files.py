@@ -16,6 +16,11 @@ Runs on different device kinds are ranked separately (one ranking group per
 kind) unless `--allow_mixed_hardware` is given; a mixed ranking carries a
 visible warning in every view. Unusable records are skipped with a warning and
 listed in the report's Skipped section.
+
+The directory is replaced as a whole: the report is built in a sibling
+temporary directory and renamed into place, the old one removed after, so
+leaderboard.json and the pages always come from one build. Only an empty
+directory or an earlier report is replaced.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import json
 import math
 import os
 import pathlib
+import shutil
+import tempfile
 from typing import Any, Mapping, Sequence
 
 from absl import logging
@@ -107,7 +114,8 @@ def _csv_value(value: Any) -> Any:
 
 def _write_csv(path: pathlib.Path, columns: Sequence[str],
                rows: Sequence[Sequence[Any]]) -> None:
-  with open(path, 'w', newline='', encoding='utf-8') as f:
+  with open(path, 'w', newline='', encoding='utf-8',
+            errors='backslashreplace') as f:
     writer = csv.writer(f)
     writer.writerow(columns)
     writer.writerows([_csv_value(v) for v in row] for row in rows)
@@ -145,6 +153,76 @@ def write_figures(figures: Sequence[figures_lib.Figure],
   return tuple(names)
 
 
+class ReportError(ValueError):
+  """The report directory cannot be written or replaced; says which and why."""
+
+
+# What a report directory holds; a directory with anything else is not
+# replaced, so that a mistyped --out never deletes someone's files.
+_REPORT_ENTRIES = frozenset({
+    JSON_FILE, MARKDOWN_FILE, HTML_FILE, RUNS_CSV, SCORES_CSV, TIMES_CSV,
+    report_markdown.FIGURE_DIR})
+
+
+def _check_replaceable(out: pathlib.Path) -> None:
+  if not out.exists():
+    return
+  if not out.is_dir():
+    raise ReportError(f'{out} exists and is not a directory; choose another '
+                      'report directory')
+  foreign = sorted(p.name for p in out.iterdir()
+                   if p.name not in _REPORT_ENTRIES)
+  if foreign:
+    raise ReportError(
+        f'{out} holds {foreign[0]!r}, which is not part of a report; only an '
+        'empty directory or an earlier report is replaced')
+
+
+def _write_text(path: pathlib.Path, text: str) -> None:
+  # Paths from the file system may hold undecodable bytes (surrogates).
+  path.write_text(text, encoding='utf-8', errors='backslashreplace')
+
+
+def _write_views(leaderboard: leaderboard_lib.Leaderboard,
+                 out: pathlib.Path, dpi: int) -> list[str]:
+  """Every file of the report, written into `out`; their names."""
+  figures = figures_lib.render_figures(leaderboard, dpi=dpi)
+  files = list(write_figures(figures, out))
+  _write_text(out / JSON_FILE, json.dumps(leaderboard_json(leaderboard),
+                                          indent=1, allow_nan=False))
+  _write_text(out / MARKDOWN_FILE,
+              report_markdown.render_markdown(leaderboard, figures))
+  _write_text(out / HTML_FILE, report_html.render_html(leaderboard, figures))
+  files += [JSON_FILE, MARKDOWN_FILE, HTML_FILE]
+  files += write_csvs(leaderboard, out)
+  return files
+
+
+def _replace_directory(built: pathlib.Path, out: pathlib.Path) -> None:
+  """Moves `built` to `out`; an earlier `out` is moved aside, then removed.
+
+  Each move is a rename within one directory, so `out` is always either the
+  old report or the new one, never a mixture.
+  """
+  aside = None
+  if out.exists():
+    aside = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out.name}.old-',
+                                          dir=out.parent))
+    try:
+      os.replace(out, aside)  # Onto the empty placeholder directory.
+    except OSError:
+      aside.rmdir()
+      raise
+  try:
+    os.replace(built, out)
+  except OSError:
+    if aside is not None:
+      os.replace(aside, out)
+    raise
+  if aside is not None:
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def build_report(experiment_dirs: Sequence[str | os.PathLike],
                  out_dir: str | os.PathLike, *,
                  allow_mixed_hardware: bool = False,
@@ -152,10 +230,14 @@ def build_report(experiment_dirs: Sequence[str | os.PathLike],
                  dpi: int = 100) -> Report:
   """Computes the leaderboard once and writes every view of it.
 
+  The report is built in a temporary directory beside `out_dir` and renamed
+  into place, so a failed build leaves the earlier report as it was.
+
   Args:
     experiment_dirs: directories of run records
       (`<workload>/<submission>/study_S/trial_T/`).
-    out_dir: the report directory (created; existing files are replaced).
+    out_dir: the report directory: created, or replaced when it is empty or
+      holds an earlier report.
     allow_mixed_hardware: rank runs from different device kinds together,
       marked as such; by default each device kind is ranked on its own.
     tau_max: upper limit of the performance profile and score integral.
@@ -165,24 +247,28 @@ def build_report(experiment_dirs: Sequence[str | os.PathLike],
     The statistics and the files written.
 
   Raises:
-    FileNotFoundError: an experiment directory does not exist.
+    FileNotFoundError: none of the experiment directories exists.
+    ReportError: `out_dir` is not a report directory, or cannot be written.
   """
+  out = pathlib.Path(out_dir).absolute()
+  _check_replaceable(out)
   leaderboard = leaderboard_lib.compute_leaderboard(
       experiment_dirs, allow_mixed_hardware=allow_mixed_hardware,
       tau_max=tau_max)
-  out = pathlib.Path(out_dir)
-  out.mkdir(parents=True, exist_ok=True)
-  figures = figures_lib.render_figures(leaderboard, dpi=dpi)
-  files = list(write_figures(figures, out))
-  (out / JSON_FILE).write_text(
-      json.dumps(leaderboard_json(leaderboard), indent=1, allow_nan=False),
-      encoding='utf-8')
-  (out / MARKDOWN_FILE).write_text(
-      report_markdown.render_markdown(leaderboard, figures), encoding='utf-8')
-  (out / HTML_FILE).write_text(
-      report_html.render_html(leaderboard, figures), encoding='utf-8')
-  files += [JSON_FILE, MARKDOWN_FILE, HTML_FILE]
-  files += write_csvs(leaderboard, out)
+  try:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out.name}.new-',
+                                          dir=out.parent))
+  except OSError as e:
+    raise ReportError(f'{out}: cannot be written ({e})') from None
+  try:
+    files = _write_views(leaderboard, built, dpi)
+    _replace_directory(built, out)
+  except OSError as e:
+    raise ReportError(f'{out}: cannot be written ({e})') from None
+  finally:
+    shutil.rmtree(built, ignore_errors=True)
   logging.info('Wrote report to %s (%d runs, %d skipped)', out,
                len(leaderboard.runs), len(leaderboard.skipped))
-  return Report(leaderboard=leaderboard, out_dir=out, files=tuple(files))
+  return Report(leaderboard=leaderboard, out_dir=pathlib.Path(out_dir),
+                files=tuple(files))

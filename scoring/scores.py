@@ -6,8 +6,10 @@ algorithmic-efficiency, `docs/DOCUMENTATION.md` "Scoring" and
 
 * A run's time to target t is the submission time (training time without
   evaluation) of the first evaluation that reached the validation target, as
-  the runner records it in `summary.json`. A run that diverged, errored, was
-  interrupted, ran out of budget or is still running has t = inf.
+  the runner records it in `summary.json`, and only when metrics.jsonl's
+  first evaluation with `target_reached` shows the same time and step (a run
+  whose records disagree is not scored). A run that diverged, errored, was
+  interrupted, ran out of budget or has not finished has t = inf.
 * Within a study, the study's time is the fastest (minimum) time over its
   trials; the per-workload time of a submission is the median over studies,
   t_{s,w} = median_j min_i t_{i,j}. Infinite times take part in the median
@@ -70,10 +72,59 @@ def _first_target_eval(metrics: Sequence[EvalRecord]) -> EvalRecord | None:
   return min(reached, key=lambda m: m.step) if reached else None
 
 
+# Times round-trip through JSON exactly; the tolerance only forgives a
+# writer that rounds its last digit.
+_SAME_TIME = dict(rel_tol=1e-9, abs_tol=1e-9)
+
+
+def check_target_claims(record: RunRecord) -> EvalRecord | None:
+  """The first evaluation with target_reached, checked against summary.json.
+
+  A time or step to target that summary.json claims must be that evaluation's
+  `submission_time_s` and `step`: a leaderboard time is counted only where
+  both records agree.
+
+  Args:
+    record: a run as read by `harness.records.read_run`.
+
+  Returns:
+    The first evaluation (lowest step) with target_reached, or None.
+
+  Raises:
+    RecordError: summary.json claims a time or step to target that
+      metrics.jsonl does not show, naming both files.
+  """
+  first = _first_target_eval(record.metrics)
+  summary = record.summary
+  if summary is None:
+    return first
+  time_s, steps = summary.time_to_target_s, summary.steps_to_target
+  summary_file = f'{record.path}/summary.json'
+  metrics_file = f'{record.path}/metrics.jsonl'
+  if first is None:
+    if time_s is not None or steps is not None:
+      raise RecordError(
+          f'{summary_file}: claims the target (time_to_target_s {time_s!r}, '
+          f'steps_to_target {steps!r}) but {metrics_file} has no evaluation '
+          'with target_reached')
+    return None
+  seen = (f'the first evaluation with target_reached in {metrics_file} is '
+          f'step {first.step} at submission_time_s {first.submission_time_s!r}')
+  if time_s is not None and not math.isclose(time_s, first.submission_time_s,
+                                             **_SAME_TIME):
+    raise RecordError(f'{summary_file}: time_to_target_s {time_s!r} does not '
+                      f'match: {seen}')
+  if steps is not None and steps != first.step:
+    raise RecordError(f'{summary_file}: steps_to_target {steps!r} does not '
+                      f'match: {seen}')
+  return first
+
+
 def run_score(record: RunRecord) -> RunScore:
   """Time and steps to target of one run.
 
-  The time comes from `summary.json`; when a run that reached the target lacks
+  The time comes from `summary.json`, checked against metrics.jsonl by
+  `check_target_claims`; when a run that reached the target lacks
   `time_to_target_s`, the first evaluation in metrics.jsonl with
   `target_reached` supplies it.
 
@@ -85,23 +136,25 @@ def run_score(record: RunRecord) -> RunScore:
 
   Raises:
     RecordError: the run says it reached the target but no record gives a
-      finite, non-negative time.
+      finite, non-negative time, or summary.json and metrics.jsonl disagree.
   """
   status = record.status
+  first = check_target_claims(record)
   time_s, steps = math.inf, None
   if status is Status.REACHED_TARGET:
     time_s = record.summary.time_to_target_s
     steps = record.summary.steps_to_target
-    first = _first_target_eval(record.metrics)
     if time_s is None and first is not None:
       time_s = first.submission_time_s
     if steps is None and first is not None:
       steps = first.step
-    if finite(time_s) is None or time_s < 0:
+    if finite(time_s) is None or time_s < 0 or (steps is not None and
+                                                 steps < 0):
       raise RecordError(
           f'{record.path}/summary.json: status reached_target but '
-          f'time_to_target_s is {time_s!r} and metrics.jsonl has no '
-          'evaluation with target_reached; expected a finite time >= 0')
+          f'time_to_target_s is {time_s!r} and steps_to_target {steps!r}; '
+          'expected a finite time >= 0 (from summary.json or the first '
+          'evaluation with target_reached in metrics.jsonl)')
   return RunScore(
       workload=record.workload, submission=record.submission,
       study=record.study, trial=record.trial, status=status,

@@ -6,6 +6,7 @@ lay the cells out.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
@@ -160,10 +161,18 @@ def runs_table(leaderboard: leaderboard_lib.Leaderboard) -> Table:
                'λ1(H) at solution', 'error'), rows=rows)
 
 
+_SKIPPED = {
+    leaderboard_lib.SkipKind.PART: 'part (run still used)',
+    leaderboard_lib.SkipKind.MISSING: 'experiment directory',
+}
+
+
 def skipped_table(leaderboard: leaderboard_lib.Leaderboard) -> Table:
+  """What was left out: runs by why (running, killed, duplicate, ...), and
+  parts of runs that were still used."""
   rows = tuple(
-      (s.path, 'whole run' if s.whole_run else 'part (run still used)',
-       s.reason) for s in leaderboard.skipped)
+      (s.path, _SKIPPED.get(s.kind, f'whole run: {s.kind.value}'), s.reason)
+      for s in leaderboard.skipped)
   return Table(
       title='Skipped', columns=('path', 'skipped', 'reason'), rows=rows,
       caption=('Records that could not be used; the report was built from '
@@ -201,6 +210,16 @@ class Paragraph:
   warning: bool = False
 
 
+def _skipped_counts(leaderboard: leaderboard_lib.Leaderboard) -> str:
+  """`N runs skipped (2 killed, 1 running, ...)`."""
+  counts = collections.Counter(
+      s.kind.value for s in leaderboard.skipped
+      if s.whole_run and s.kind is not leaderboard_lib.SkipKind.MISSING)
+  detail = ', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))
+  return f'{sum(counts.values())} runs skipped' + (f' ({detail})' if detail
+                                                   else '')
+
+
 def _figures_of(figures: Sequence[Any], group: str, kind: str) -> list[Any]:
   return [f for f in figures if (f.group, f.kind) == (group, kind)]
 
@@ -221,11 +240,14 @@ def document(leaderboard: leaderboard_lib.Leaderboard, figures: Sequence[Any]
       Paragraph('Experiment directories: ' +
                 ', '.join(leaderboard.experiment_dirs)),
       Paragraph(f'{len(leaderboard.runs)} runs scored, '
-                f'{sum(s.whole_run for s in leaderboard.skipped)} runs '
-                f'skipped; {len(leaderboard.groups)} ranking group(s). '
+                f'{_skipped_counts(leaderboard)}; '
+                f'{len(leaderboard.groups)} ranking group(s). '
                 + _HARDWARE_POLICY[leaderboard.allow_mixed_hardware])]
   if not leaderboard.groups:
     blocks.append(Paragraph('No finished runs were found.', warning=True))
+  if leaderboard.notes:
+    blocks.append(Heading('Notes'))
+    blocks += [Paragraph(note) for note in leaderboard.notes]
   for group in leaderboard.groups:
     ranking, times, aeos, workloads = group_tables(group, leaderboard.tau_max)
     shown = functools.partial(_figures_of, figures, group.name)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import jax
+import numpy as np
 import optax
 
 from submissions import api
@@ -23,11 +25,34 @@ def _call(module: types.ModuleType, name: str, **arguments: Any) -> Any:
   return getattr(module, name)(*api.FUNCTIONS[name].positional(arguments))
 
 
+def checked_batch_size(function: str, value: Any) -> int | None:
+  """`value` if it is None or a positive int (a bool is no int here).
+
+  Args:
+    function: how the message names the call, e.g. "sub.get_batch_size('w')".
+    value: what it returned.
+
+  Raises:
+    api.SubmissionOutputError: anything else, in one line.
+  """
+  is_int = isinstance(value, numbers.Integral) and not isinstance(
+      value, (bool, np.bool_))
+  if value is None or (is_int and value > 0):
+    return None if value is None else int(value)
+  raise api.SubmissionOutputError(
+      f'{function} returned {value!r} ({type(value).__name__}), expected a '
+      'positive int, or None to keep the workload\'s batch size')
+
+
 class _HookMixin:
   """The AEoS hooks and batch size, read from the module when present."""
 
+  name: str
   module: types.ModuleType
   hparams: api.Hyperparameters
+
+  def implements(self, hook: str) -> bool:
+    return _defines(self.module, hook)
 
   def preconditioner(self, optimizer_state):
     if not _defines(self.module, 'preconditioner'):
@@ -41,15 +66,17 @@ class _HookMixin:
       return None
     result = _call(self.module, 'dynamics', hyperparameters=self.hparams)
     if not isinstance(result, dynamics_lib.Dynamics):
-      raise TypeError(
-          f'{self.module.__name__}.dynamics returned '
-          f'{type(result).__name__}, expected submissions.dynamics.Dynamics')
+      raise api.SubmissionOutputError(
+          f'{self.name}.dynamics returned {type(result).__name__}, expected '
+          'submissions.dynamics.Dynamics (or no dynamics function)')
     return result
 
   def get_batch_size(self, workload_name: str) -> int | None:
     if not _defines(self.module, 'get_batch_size'):
       return None
-    return _call(self.module, 'get_batch_size', workload_name=workload_name)
+    return checked_batch_size(
+        f'{self.name}.get_batch_size({workload_name!r})',
+        _call(self.module, 'get_batch_size', workload_name=workload_name))
 
 
 class ShortFormSubmission(_HookMixin, api.Submission):
@@ -65,10 +92,9 @@ class ShortFormSubmission(_HookMixin, api.Submission):
     self.module = module
     self.optimizer = _call(module, 'make_optimizer', hparams=hparams)
     if not isinstance(self.optimizer, optax.GradientTransformation):
-      raise TypeError(
-          f'{module.__name__}.make_optimizer returned '
-          f'{type(self.optimizer).__name__}, expected '
-          'optax.GradientTransformation')
+      raise api.SubmissionOutputError(
+          f'{name}.make_optimizer returned {type(self.optimizer).__name__}, '
+          'expected optax.GradientTransformation')
     self._steps: dict[int, Callable[..., Any]] = {}
 
   def init_optimizer_state(self, workload, params, model_state, rng):
@@ -85,7 +111,8 @@ class ShortFormSubmission(_HookMixin, api.Submission):
     key = id(workload)
     if key not in self._steps:
       self._steps[key] = jax.jit(
-          functools.partial(optax_train_step, workload, self.optimizer),
+          functools.partial(optax_train_step, workload, self.optimizer,
+                            name=f'{self.name}.make_optimizer(...).update'),
           donate_argnums=(0, 1))
     return self._steps[key]
 
@@ -99,16 +126,32 @@ class ShortFormSubmission(_HookMixin, api.Submission):
 
 def optax_train_step(workload: base.Workload,
                      optimizer: optax.GradientTransformation, params,
-                     opt_state, model_state, batch, rng):
+                     opt_state, model_state, batch, rng, *,
+                     name: str = 'optimizer.update'):
   """One optimizer step on the batch; call under `jax.jit`.
+
+  Args:
+    workload, optimizer, params, opt_state, model_state, batch, rng: the
+      step's inputs.
+    name: how error messages name the optimizer's update function.
 
   Returns:
     New params, optimizer state and model state, and metrics: the loss at
     the params before the update (the probe measures the gradient norm).
+
+  Raises:
+    api.SubmissionOutputError: the updates are not shaped like the params.
+      Checked on shapes while tracing, so it costs the compiled step
+      nothing; without it a scalar update would broadcast silently.
   """
   (loss, model_state), grads = workload.loss_and_grad(params, model_state,
                                                       batch, rng)
   updates, opt_state = optimizer.update(grads, opt_state, params)
+  mismatch = api.describe_mismatch(updates, params, dtypes=False)
+  if mismatch:
+    raise api.SubmissionOutputError(
+        f'{name} returned updates that are not shaped like the params: '
+        f'{mismatch}')
   params = optax.apply_updates(params, updates)
   return params, opt_state, model_state, {'loss': loss}
 
@@ -143,20 +186,36 @@ class AlgoPerfSubmission(_HookMixin, api.Submission):
                 optimizer_state=optimizer_state, eval_results=eval_results,
                 global_step=global_step, rng=rng)
     if not isinstance(out, tuple) or len(out) not in (3, 4):
-      raise TypeError(
-          f'{self.module.__name__}.update_params must return '
-          '(optimizer_state, params, model_state) or those and a metrics '
-          f'dict; got {type(out).__name__}')
+      raise api.SubmissionOutputError(
+          f'{self.name}.update_params returned {_shape_of_return(out)}, '
+          'expected (optimizer_state, params, model_state) or those and a '
+          'metrics dict')
     metrics = out[3] if len(out) == 4 else {}
+    if not isinstance(metrics, Mapping):
+      raise api.SubmissionOutputError(
+          f'{self.name}.update_params returned metrics of type '
+          f'{type(metrics).__name__}, expected a dict of scalars')
     return api.StepOutput(out[0], out[1], out[2], metrics)
 
   def prepare_for_eval(self, workload, params, model_state, optimizer_state,
                        eval_results, global_step, rng):
     if not _defines(self.module, 'prepare_for_eval'):
       return optimizer_state, params, model_state
-    return _call(self.module, 'prepare_for_eval', workload=workload,
-                 current_param_container=params, current_params_types=None,
-                 model_state=model_state, hyperparameters=self.hparams,
-                 loss_type=workload.loss_type,
-                 optimizer_state=optimizer_state, eval_results=eval_results,
-                 global_step=global_step, rng=rng)
+    out = _call(self.module, 'prepare_for_eval', workload=workload,
+                current_param_container=params, current_params_types=None,
+                model_state=model_state, hyperparameters=self.hparams,
+                loss_type=workload.loss_type,
+                optimizer_state=optimizer_state, eval_results=eval_results,
+                global_step=global_step, rng=rng)
+    if not isinstance(out, tuple) or len(out) != 3:
+      raise api.SubmissionOutputError(
+          f'{self.name}.prepare_for_eval returned {_shape_of_return(out)}, '
+          'expected (optimizer_state, params, model_state)')
+    return out
+
+
+def _shape_of_return(out: Any) -> str:
+  """'a tuple of 2', 'None', 'a list': what a malformed return looks like."""
+  if isinstance(out, tuple):
+    return f'a tuple of {len(out)}'
+  return 'None' if out is None else f'a {type(out).__name__}'

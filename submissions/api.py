@@ -26,6 +26,11 @@ of P, or None when the method has none; `dynamics` returns a
 optimizer state (`Submission.learning_rate`), so build the optimizer with
 `optax.inject_hyperparams`. A module may also define `DEFAULT_HPARAMS` (a
 dict, used when no hyperparameters are given).
+
+What the harness receives is checked against this API: a function that
+returns something else (a batch size that is no positive int, an update
+that changes a parameter's shape) raises `SubmissionOutputError`, one line
+naming the function and, for a pytree, the leaf.
 """
 
 from __future__ import annotations
@@ -105,6 +110,88 @@ _NUMBERS = (jax.Array, np.ndarray, np.number, float, int)
 
 class LearningRateUnknown(Exception):
   """The optimizer state does not hold exactly one learning rate."""
+
+
+class SubmissionOutputError(TypeError):
+  """A submission function returned what the API does not allow.
+
+  The message is one line that names the function and, for a pytree, the
+  leaf (as `jax.tree_util.keystr` writes its path), so that the author
+  finds the fault without reading the harness's traceback.
+  """
+
+
+def leaf_spec(leaf: Any) -> str:
+  """A leaf's dtype and shape as JAX prints them, e.g. 'float32[784,200]'.
+
+  A leaf without both (a Python float, a string) is named by its type, which
+  is what its author needs to see.
+  """
+  shape, dtype = getattr(leaf, 'shape', None), getattr(leaf, 'dtype', None)
+  if shape is None or dtype is None:
+    return f'a {type(leaf).__name__}'
+  return f'{np.dtype(dtype).name}[{",".join(str(d) for d in shape)}]'
+
+
+def _node_summary(tree: Any) -> str:
+  count = len(jax.tree.leaves(tree))
+  noun = 'leaf' if count == 1 else 'leaves'
+  return f'{type(tree).__name__} with {count} {noun}'
+
+
+def describe_mismatch(tree: Any, like: Any, *,
+                      dtypes: bool = True) -> str | None:
+  """Why `tree` is not a pytree shaped like `like`; None when it is.
+
+  "Shaped like" is what the API asks of params, model state, updates and
+  the preconditioner: the same structure, and at each path a leaf of the
+  same shape (and dtype, when `dtypes`). Only shapes and dtypes are read,
+  so `tree` and `like` may hold arrays, tracers or `jax.ShapeDtypeStruct`s
+  and nothing is computed or copied.
+
+  Returns:
+    One line naming the first path that differs, e.g. "leaf ['b'] is
+    float32[] where float32[3] was expected" or "the tree is None where a
+    dict with 2 leaves was expected", or None.
+  """
+  got, got_def = jax.tree_util.tree_flatten_with_path(tree)
+  want, want_def = jax.tree_util.tree_flatten_with_path(like)
+  if got_def != want_def:
+    return _structure_mismatch(tree, like, got, want)
+  for (path, leaf), (_, ref) in zip(got, want):
+    # A Python number has no shape: it is no array leaf of any shape.
+    same_shape = getattr(leaf, 'shape', None) == np.shape(ref)
+    same_dtype = not dtypes or getattr(leaf, 'dtype', None) == getattr(
+        ref, 'dtype', None)
+    if not (same_shape and same_dtype):
+      return (f'leaf {jax.tree_util.keystr(path)} is {leaf_spec(leaf)} '
+              f'where {leaf_spec(ref)} was expected')
+  return None
+
+
+def _structure_mismatch(tree: Any, like: Any, got: list, want: list) -> str:
+  if tree is None or jax.tree_util.treedef_is_leaf(jax.tree.structure(tree)):
+    what = 'None' if tree is None else leaf_spec(tree)
+    return f'the tree is {what} where a {_node_summary(like)} was expected'
+  got_paths = [jax.tree_util.keystr(p) for p, _ in got]
+  want_paths = [jax.tree_util.keystr(p) for p, _ in want]
+  got_set, want_set = set(got_paths), set(want_paths)
+  missing = [p for p in want_paths if p not in got_set]
+  extra = [p for p in got_paths if p not in want_set]
+  if not (missing or extra):
+    return (f'the tree is a {_node_summary(tree)} with the expected paths '
+            f'in other containers: {_clip(jax.tree.structure(tree))} where '
+            f'{_clip(jax.tree.structure(like))} was expected')
+  parts = [f'lacks leaf {missing[0]}' if missing else '',
+           f'has an unexpected leaf {extra[0]}' if extra else '']
+  detail = ' and '.join(part for part in parts if part)
+  return (f'the tree is a {_node_summary(tree)} that {detail}, where a '
+          f'{_node_summary(like)} was expected')
+
+
+def _clip(value: Any, width: int = 120) -> str:
+  text = str(value)
+  return text if len(text) <= width else text[:width - 3] + '...'
 
 
 class Hyperparameters(Mapping[str, Any]):
@@ -201,6 +288,16 @@ class Submission(abc.ABC):
   def dynamics(self) -> dynamics_lib.Dynamics | None:
     """The update's dynamics; None when the submission does not say."""
     return None
+
+  def implements(self, hook: str) -> bool:
+    """Whether the optional method `hook` (e.g. 'preconditioner') is the
+    submission's own rather than this class's default.
+
+    Set-up checks use it to trace a hook only when there is one: tracing
+    `init_optimizer_state` for a hook that returns None would refuse a
+    submission whose initialisation cannot be traced, for nothing.
+    """
+    return getattr(type(self), hook) is not getattr(Submission, hook)
 
   def learning_rate(self, optimizer_state: OptimizerState) -> float:
     """The learning rate held in the optimizer state.

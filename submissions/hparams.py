@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import pathlib
 from typing import Any, Mapping, Sequence
@@ -54,16 +55,65 @@ def load_hparams(value: str | None) -> dict[str, Any]:
 
 def merge(defaults: Mapping[str, Any], given: Mapping[str, Any]
           ) -> dict[str, Any]:
-  """Given values over defaults; names unknown to the defaults are refused.
+  """Given values over defaults, checked against the defaults.
 
-  A submission without defaults accepts any names.
+  Names unknown to the defaults are refused (a submission without defaults
+  accepts any names), and so is a value whose kind differs from its
+  default's; see `type_problem`.
+
+  Raises:
+    HparamsError: one line naming every refused hyperparameter.
   """
   unknown = sorted(set(given) - set(defaults)) if defaults else []
   if unknown:
     raise HparamsError(
         f'unknown hyperparameters {unknown}; this submission takes '
         f'{sorted(defaults)}')
+  problems = [problem for name in sorted(given) if name in defaults and (
+      problem := type_problem(name, defaults[name], given[name]))]
+  if problems:
+    raise HparamsError('; '.join(problems))
   return {**defaults, **given}
+
+
+def _is_bool(value: Any) -> bool:
+  return isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value: Any) -> bool:
+  return isinstance(value, numbers.Integral) and not _is_bool(value)
+
+
+def _is_float(value: Any) -> bool:
+  # An int is a float's value without its fractional part ("lr": 1 is 1.0).
+  return isinstance(value, numbers.Real) and not _is_bool(value)
+
+
+# The kinds of default whose given values are checked, most specific first
+# (a bool is an Integral, an int a Real), with the test a value must pass.
+_KINDS: tuple[tuple[str, Any], ...] = (
+    ('a bool', _is_bool),
+    ('an int', _is_int),
+    ('a float', _is_float),
+    ('a string', lambda value: isinstance(value, str)),
+)
+
+
+def type_problem(name: str, default: Any, value: Any) -> str | None:
+  """Why `value` cannot replace `default`, or None when it can.
+
+  A value must be of its default's kind: a bool for a bool, an int for an
+  int, an int or a float for a float, a string for a string. Bools are not
+  numbers here, since `"learning_rate": true` is a mistake, not 1.0. A
+  default of another type (None, a list) accepts any value.
+  """
+  for kind, accepts in _KINDS:
+    if accepts(default):
+      if accepts(value):
+        return None
+      return (f'hyperparameter {name!r} must be {kind} like its default '
+              f'{default!r}, got {type(value).__name__} {value!r}')
+  return None
 
 
 @dataclasses.dataclass(frozen=True)

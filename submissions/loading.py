@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -47,8 +48,15 @@ def import_module(spec: str) -> tuple[str, types.ModuleType]:
   except Exception as e:
     del sys.modules[module_name]
     raise SubmissionError(
-        f'importing {path} failed: {type(e).__name__}: {e}') from e
+        f'importing {path} failed: {type(e).__name__}: {_first_line(e)}'
+    ) from e
   return path.stem, module
+
+
+def _first_line(error: Exception) -> str:
+  """The first line of an error's message; the chained traceback has all."""
+  lines = str(error).strip().splitlines()
+  return lines[0] if lines else ''
 
 
 def _arity_problem(module: types.ModuleType, name: str,
@@ -61,7 +69,7 @@ def _arity_problem(module: types.ModuleType, name: str,
   except TypeError as e:
     params = tuple(inspect.signature(fn).parameters)
     return (f'{name}{params} cannot take the {len(args)} positional '
-            f'arguments the harness passes {args} ({e})')
+            f'arguments the harness passes {args} ({_first_line(e)})')
   except ValueError:  # Builtins without a signature: trust them.
     return None
   return None
@@ -74,7 +82,7 @@ def validate(module: types.ModuleType) -> type[api.Submission]:
     The adapter class for the module's form.
 
   Raises:
-    SubmissionError: naming every missing or ill-typed function.
+    SubmissionError: one line naming every missing or ill-typed function.
   """
   form = (api.Form.SHORT if hasattr(module, 'make_optimizer')
           else api.Form.ALGOPERF)
@@ -101,9 +109,16 @@ def validate(module: types.ModuleType) -> type[api.Submission]:
   if problems:
     raise SubmissionError(
         f'submission {module.__name__} ({getattr(module, "__file__", "?")}) '
-        'is invalid:\n  - ' + '\n  - '.join(problems))
+        'is invalid: ' + '; '.join(problems))
   return (adapters.ShortFormSubmission if form is api.Form.SHORT
           else adapters.AlgoPerfSubmission)
+
+
+def source_sha256(submission: api.Submission) -> str:
+  """SHA-256 of the file that defines the submission (its code's identity)."""
+  module = getattr(submission, 'module', None)
+  source = inspect.getsourcefile(module or type(submission))
+  return hashlib.sha256(pathlib.Path(source).read_bytes()).hexdigest()
 
 
 def load(spec: str, hparams: Mapping[str, Any] | None = None
@@ -116,6 +131,12 @@ def load(spec: str, hparams: Mapping[str, Any] | None = None
 
   Returns:
     The submission, adapted to `api.Submission`.
+
+  Raises:
+    SubmissionError: the module cannot be imported or breaks the API.
+    hparams.HparamsError: a hyperparameter is unknown or of the wrong type.
+    api.SubmissionOutputError: `make_optimizer` returned no
+      `optax.GradientTransformation`.
   """
   name, module = import_module(spec)
   adapter: Callable[..., api.Submission] = validate(module)

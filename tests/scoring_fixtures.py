@@ -3,12 +3,13 @@
 `write_run` writes a run through `harness.records.RunWriter` the way the
 runner does: meta.json, one metrics line per evaluation (the last one
 reaching the target when the run did), optional curvature probes, and a
-summary.json unless the run is still running.
+summary.json unless the run has not finished.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import pathlib
 from typing import Any, Sequence
@@ -58,7 +59,12 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
               curvature: Sequence[records.ProbeRecord] = (),
               summary_overrides: dict[str, Any] | None = None,
               finished: bool = True,
-              workload_overrides: dict[str, Any] | None = None
+              workload_overrides: dict[str, Any] | None = None,
+              baseline: bool = True,
+              source_sha256: str | None = None,
+              start_time: str = '2025-01-01T00:00:00',
+              regime: records.Regime | None = None,
+              config: dict[str, Any] | None = None
               ) -> pathlib.Path:
   """Writes one run directory and returns its path.
 
@@ -76,6 +82,12 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
     summary_overrides: fields replaced in summary.json.
     finished: False leaves summary.json out (a running run).
     workload_overrides: fields replaced in meta.json's workload.
+    baseline: meta.json submission.baseline.
+    source_sha256: meta.json submission.source_sha256 (default: a hash of
+      the submission's name).
+    start_time: meta.json start_time.
+    regime: meta.json regime (default: the workload's default regime).
+    config: meta.json config.
 
   Returns:
     The run directory.
@@ -85,14 +97,18 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
   writer.write_meta(records.Meta(
       workload=workload_meta(workload, **(workload_overrides or {})),
       submission=records.SubmissionFacts(
-          name=submission, spec=f'submissions/{submission}.py'),
+          name=submission, spec=submission if baseline else
+          f'my/{submission}.py', baseline=baseline,
+          source_sha256=source_sha256 or hashlib.sha256(
+              submission.encode()).hexdigest()),
       hparams={'learning_rate': 0.01 * (trial + 1)},
-      seed=100 * study + trial, study=study, trial=trial, regime=_REGIME,
-      config={}, devices=records.Devices(
+      seed=100 * study + trial, study=study, trial=trial,
+      regime=regime or _REGIME, config=config or {},
+      devices=records.Devices(
           kind=device_kind, platform='cpu', count=1, local_count=1,
           process_count=1),
       versions={'jax': 'test'}, host={'hostname': 'test-host'},
-      start_time='2025-01-01T00:00:00', run_dir=str(path)))
+      start_time=start_time, run_dir=str(path)))
   reached = status == 'reached_target'
   for row in _metrics(time_to_target_s, steps_to_target, reached):
     writer.append_eval(row)
@@ -119,7 +135,8 @@ def summary(**overrides: Any) -> records.Summary:
       target_value=0.8, solution_step=None, sharpness_at_solution=None,
       preconditioned_sharpness_at_solution=None, final_step=300,
       final_metrics={}, submission_time_s=30.0, eval_time_s=0.3,
-      probe_time_s=0.1, first_step_s=0.5, wall_time_s=40.0, error=None),
+      probe_time_s=0.1, first_step_s=0.5, wall_time_s=40.0,
+      timed_compiles=0, resumed_at_steps=(), error=None),
                              **overrides)
 
 
@@ -217,8 +234,9 @@ def make_experiment(root: pathlib.Path, *, with_bad_runs: bool = True,
 
   Args:
     root: the experiment directory to write.
-    with_bad_runs: add a corrupt meta.json, a corrupt summary.json, a running
-      run and a truncated metrics line (which leaves its run usable).
+    with_bad_runs: add a corrupt meta.json, a corrupt summary.json, a killed
+      run (no summary, no lock holder) and a truncated metrics line (which
+      leaves its run usable).
     speedup: divides sgd's times and multiplies its sharpness at solution
       (for comparing two reports).
     with_gpu: add one adam run on another device kind.
@@ -249,7 +267,7 @@ def make_experiment(root: pathlib.Path, *, with_bad_runs: bool = True,
   bad = {
       'corrupt_meta': write_run(root, 'w2', 'adam', 1, 0,
                                 time_to_target_s=1.0, steps_to_target=10),
-      'running': write_run(root, 'w2', 'sgd', 1, 0, finished=False),
+      'killed': write_run(root, 'w2', 'sgd', 1, 0, finished=False),
       'corrupt_summary': write_run(root, 'w3', 'adam', 0, 1,
                                    time_to_target_s=1.0, steps_to_target=10),
       'truncated': records.run_dir(root, 'w1', 'sgd', 0, 1),

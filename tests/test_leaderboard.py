@@ -1,6 +1,7 @@
 """Leaderboard reports over hand-made experiment directories, and compare."""
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -14,9 +15,11 @@ import tempfile
 
 import pytest
 
+from harness import records
 from scoring import comparison
 from scoring import leaderboard
 from scoring import report_files
+from scoring import report_markdown
 from tests import scoring_fixtures as fx
 
 CHROMIUM = '/usr/bin/chromium'
@@ -103,7 +106,7 @@ def test_bad_records_are_skipped_named_and_logged(experiment, tmp_path,
     out = report_files.build_report([root], tmp_path)
   skipped = {(s.path, s.whole_run): s.reason for s in out.leaderboard.skipped}
   assert 'meta.json' in skipped[(str(bad['corrupt_meta']), True)]
-  assert 'still running' in skipped[(str(bad['running']), True)]
+  assert 'killed at step 300' in skipped[(str(bad['killed']), True)]
   assert 'summary.json' in skipped[(str(bad['corrupt_summary']), True)]
   assert 'truncated last line' in skipped[(str(bad['truncated']), False)]
   assert len(skipped) == 4
@@ -129,7 +132,8 @@ def test_duplicate_and_timeless_runs_are_skipped(tmp_path):
   board = leaderboard.compute_leaderboard([first, second])
   assert [r.path for r in board.runs] == [str(first / 'w/adam/study_0/trial_0')]
   reasons = {s.path: s.reason for s in board.skipped}
-  assert 'duplicate of run' in reasons[str(second / 'w/adam/study_0/trial_0')]
+  assert f'duplicate of {first / "w/adam/study_0/trial_0"}' in reasons[
+      str(second / 'w/adam/study_0/trial_0')]
   assert 'time_to_target_s' in reasons[str(timeless)]
   assert board.groups[0].cell('w', 'adam').time_s == 3.0
 
@@ -138,7 +142,7 @@ def test_run_with_truncated_line_is_still_scored(report, experiment):
   _, bad = experiment
   paths = {r.path for r in report.leaderboard.runs}
   assert str(bad['truncated']) in paths
-  assert str(bad['running']) not in paths
+  assert str(bad['killed']) not in paths
   assert str(bad['corrupt_summary']) not in paths
   assert len(report.leaderboard.runs) == len(fx.EXPERIMENT_TIMES) + 1
 
@@ -310,3 +314,165 @@ def test_command_lines(experiment, tmp_path):
   assert run.returncode == 0, run.stderr
   assert '## Ranks and scores' in run.stdout
   assert (tmp_path / 'changes.md').read_text() == run.stdout
+
+
+# ---- Which runs count, and under which names ----
+
+
+def _board_without_dirs(board):
+  """The leaderboard minus the experiment directory list (order given)."""
+  return dataclasses.replace(board, experiment_dirs=())
+
+
+def test_duplicates_never_depend_on_the_order_of_experiment_dirs(tmp_path):
+  a, b = tmp_path / 'a', tmp_path / 'b'
+  # Trial 0: a finished run in a, a set-up error that started later in b.
+  fx.write_run(a, 'w', 'adam', time_to_target_s=3.0, steps_to_target=30)
+  fx.write_run(b, 'w', 'adam', status='error', start_time='2026-01-01',
+               summary_overrides={'final_step': 0, 'error': 'ImportError'})
+  # Trial 1: both finished; b's started later and wins.
+  fx.write_run(a, 'w', 'adam', 0, 1, time_to_target_s=4.0, steps_to_target=40)
+  fx.write_run(b, 'w', 'adam', 0, 1, time_to_target_s=5.0, steps_to_target=50,
+               start_time='2025-06-01T00:00:00+00:00')
+  # Trial 2: killed in a, finished in b.
+  fx.write_run(a, 'w', 'adam', 0, 2, finished=False)
+  fx.write_run(b, 'w', 'adam', 0, 2, status='budget_exhausted')
+  one = leaderboard.compute_leaderboard([a, b])
+  other = leaderboard.compute_leaderboard([b, a])
+  assert _board_without_dirs(one) == _board_without_dirs(other)
+  assert {r.path for r in one.runs} == {
+      str(a / 'w/adam/study_0/trial_0'), str(b / 'w/adam/study_0/trial_1'),
+      str(b / 'w/adam/study_0/trial_2')}
+  dropped = {s.path: s.reason for s in one.skipped
+             if s.kind is leaderboard.SkipKind.DUPLICATE}
+  assert dropped == {
+      str(b / 'w/adam/study_0/trial_0'): (
+          f'duplicate of {a / "w/adam/study_0/trial_0"} (same workload, '
+          'submission, study and trial); kept a finished run over a set-up '
+          'error or inconsistent records'),
+      str(a / 'w/adam/study_0/trial_1'): (
+          f'duplicate of {b / "w/adam/study_0/trial_1"} (same workload, '
+          'submission, study and trial); kept the later start_time'),
+      str(a / 'w/adam/study_0/trial_2'): (
+          f'duplicate of {b / "w/adam/study_0/trial_2"} (same workload, '
+          'submission, study and trial); kept a finished run over a run that '
+          'has not finished'),
+  }
+  # The study's fastest trial: 3 s (trial 0), not the error or 4 s.
+  assert one.groups[0].cell('w', 'adam').time_s == 3.0
+
+
+def test_a_file_named_like_a_baseline_is_ranked_apart(tmp_path):
+  fx.write_run(tmp_path, 'w', 'adam', time_to_target_s=3.0,
+               steps_to_target=30)
+  other = tmp_path / 'other'
+  fx.write_run(other, 'w', 'adam', time_to_target_s=2.0, steps_to_target=20,
+               baseline=False, source_sha256='1a2b3c4d' + '0' * 56)
+  board = leaderboard.compute_leaderboard([tmp_path, other])
+  (group,) = board.groups
+  assert group.submissions == ('adam', 'adam (file 1a2b3c4d)')
+  assert group.cell('w', 'adam (file 1a2b3c4d)').time_s == 2.0
+  assert group.cell('w', 'adam').time_s == 3.0
+  assert not [s for s in board.skipped if s.whole_run]  # Not duplicates.
+  (note,) = board.notes
+  assert "named 'adam'" in note and 'adam (file 1a2b3c4d)' in note
+  entry = next(r for r in board.runs if not r.baseline)
+  assert (entry.submission_name, entry.source_sha256[:8]) == ('adam',
+                                                              '1a2b3c4d')
+
+
+def test_two_versions_of_a_baseline_are_ranked_apart(tmp_path):
+  fx.write_run(tmp_path, 'w', 'adam', source_sha256='aaaa' * 16,
+               time_to_target_s=3.0, steps_to_target=30)
+  fx.write_run(tmp_path, 'w', 'adam', 1, source_sha256='bbbb' * 16,
+               time_to_target_s=5.0, steps_to_target=50)
+  (group,) = leaderboard.compute_leaderboard([tmp_path]).groups
+  assert group.submissions == ('adam (baseline aaaaaaaa)',
+                               'adam (baseline bbbbbbbb)')
+
+
+def test_runs_with_another_batch_regime_are_not_trials_of_one_study(
+    tmp_path):
+  small = records.Regime(full_batch=False, train_size=100, batch_size=32,
+                         chunk_size=32)
+  for study in (0, 1):
+    fx.write_run(tmp_path, 'w', 'adam', study, time_to_target_s=10.0 + study,
+                 steps_to_target=100)
+  fx.write_run(tmp_path, 'w', 'adam', 2, time_to_target_s=1.0,
+               steps_to_target=10, regime=small)
+  board = leaderboard.compute_leaderboard([tmp_path])
+  (group,) = board.groups
+  label = 'adam [batch_size=32, chunk_size=32, full_batch=false]'
+  assert group.submissions == ('adam', label)
+  # Without the split, the median of 10, 11 and 1 would be 10.
+  assert group.cell('w', 'adam').time_s == 10.5
+  assert group.cell('w', label).time_s == 1.0
+  (note,) = board.notes
+  assert 'different batch regimes' in note and label in note
+
+
+def test_runs_with_other_workload_settings_or_data_are_other_workloads(
+    tmp_path):
+  fx.write_run(tmp_path, 'w', 'adam', time_to_target_s=3.0,
+               steps_to_target=30)
+  fx.write_run(tmp_path, 'w', 'sgd', time_to_target_s=4.0, steps_to_target=40)
+  fx.write_run(tmp_path, 'w', 'sgd', 1, time_to_target_s=1.0,
+               steps_to_target=10, workload_overrides={'target_value': 0.5})
+  fx.write_run(tmp_path, 'w', 'adam', 1, time_to_target_s=2.0,
+               steps_to_target=20, config={'data': {'source': 'full'}})
+  board = leaderboard.compute_leaderboard([tmp_path])
+  (group,) = board.groups
+  assert [w.name for w in group.workloads] == [
+      'w', 'w [data.source="full"]', 'w [target_value=0.5]']
+  assert group.cell('w', 'sgd').time_s == 4.0
+  assert group.cell('w [target_value=0.5]', 'sgd').time_s == 1.0
+  assert group.workloads[2].target_value == 0.5
+  (note,) = board.notes
+  assert "workload 'w' with different settings" in note
+
+
+def test_killed_and_running_runs_are_told_apart(tmp_path):
+  fx.write_run(tmp_path, 'w', 'adam', time_to_target_s=3.0,
+               steps_to_target=30)
+  killed = fx.write_run(tmp_path, 'w', 'adam', 1, finished=False)
+  running = fx.write_run(tmp_path, 'w', 'adam', 2, finished=False)
+  (killed / records.LOCK_FILE).write_text('host gone pid 1 since then\n')
+  with records.RunLock(running) as lock:
+    lock.acquire('2025-01-01T00:00:00')
+    board = leaderboard.compute_leaderboard([tmp_path])
+  skipped = {s.path: s for s in board.skipped}
+  assert skipped[str(killed)].kind is leaderboard.SkipKind.KILLED
+  assert skipped[str(killed)].reason.startswith('killed at step 300: no ')
+  assert skipped[str(running)].kind is leaderboard.SkipKind.RUNNING
+  assert skipped[str(running)].reason.startswith('running at step 300')
+  assert f'pid {os.getpid()}' in skipped[str(running)].reason
+  assert [r.path for r in board.runs] == [str(tmp_path / 'w/adam/study_0/'
+                                              'trial_0')]
+  text = report_markdown.render_markdown(board, ())
+  assert '(1 killed, 1 running)' in text
+  assert 'whole run: killed' in text and 'whole run: running' in text
+
+
+def test_summary_that_contradicts_metrics_is_not_scored(tmp_path):
+  good = fx.write_run(tmp_path, 'w', 'adam', time_to_target_s=3.0,
+                      steps_to_target=30)
+  bad = fx.write_run(tmp_path, 'w', 'adam', 1, time_to_target_s=3.0,
+                     steps_to_target=30,
+                     summary_overrides={'time_to_target_s': 1.0})
+  board = leaderboard.compute_leaderboard([tmp_path])
+  assert [r.path for r in board.runs] == [str(good)]
+  (skip,) = board.skipped
+  assert skip.kind is leaderboard.SkipKind.INCONSISTENT
+  assert skip.path == str(bad)
+  assert f'{bad}/summary.json: time_to_target_s 1.0 does not match' in (
+      skip.reason)
+
+
+def test_a_missing_experiment_dir_among_others_is_skipped(tmp_path):
+  fx.write_run(tmp_path / 'a', 'w', 'adam', time_to_target_s=3.0,
+               steps_to_target=30)
+  board = leaderboard.compute_leaderboard([tmp_path / 'a', tmp_path / 'no'])
+  (skip,) = board.skipped
+  assert (skip.path, skip.kind) == (str(tmp_path / 'no'),
+                                    leaderboard.SkipKind.MISSING)
+  assert len(board.runs) == 1

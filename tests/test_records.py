@@ -114,7 +114,7 @@ def test_a_bad_summary_leaves_the_run_unfinished_and_says_why(
   change(summary)
   (path / records.SUMMARY_FILE).write_text(json.dumps(summary))
   run = records.read_run(path)
-  assert run.summary is None and run.status is records.Status.RUNNING
+  assert run.summary is None and run.status is records.Status.KILLED
   (warning,) = run.warnings
   assert str(path / records.SUMMARY_FILE) in warning and message in warning
 

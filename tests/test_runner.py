@@ -16,6 +16,7 @@ import pytest
 
 from harness import config as config_lib
 from harness import records
+from harness import run_directory
 from harness import runner
 from submissions import loading
 import workloads
@@ -120,7 +121,8 @@ def test_divergent_learning_rate_ends_as_diverged(tmp_path):
 
 def test_existing_run_directory_is_not_overwritten(tmp_path):
   _run(tmp_path, submission='gd', max_steps=2, eval_every=2)
-  with pytest.raises(FileExistsError, match='overwrite'):
+  with pytest.raises(run_directory.RunDirectoryError,
+                     match='finished run.*overwrite'):
     _run(tmp_path, submission='gd', max_steps=2, eval_every=2)
   _run(tmp_path, submission='gd', max_steps=2, eval_every=2, overwrite=True)
 
@@ -197,13 +199,25 @@ def _start_long_gd_run(tmp_path, *flags) -> tuple[subprocess.Popen,
   return proc, run_dir
 
 
-def test_sigterm_interrupts_cleanly_and_keeps_records(tmp_path):
+def test_sigterm_checkpoints_and_exits_143_and_the_rerun_resumes(tmp_path):
   proc, run_dir = _start_long_gd_run(tmp_path, '--log_every=1')
   proc.send_signal(signal.SIGTERM)
-  assert proc.wait(timeout=120) == 130
+  assert proc.wait(timeout=120) == 143
   run = records.read_run(run_dir)
   assert run.summary.status == records.Status.INTERRUPTED
   assert len(run.metrics) >= 3 and not run.warnings
+  stopped_at = run.summary.final_step
+  assert (run_dir / records.CHECKPOINT_DIR / str(stopped_at)).is_dir()
+  proc, _ = _start_long_gd_run(tmp_path, '--log_every=1')
+  deadline = time.time() + 120
+  while time.time() < deadline and records.read_run(run_dir).metrics[
+      -1].step <= stopped_at + 2:
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGINT)
+  assert proc.wait(timeout=120) == 130
+  summary = records.read_run(run_dir).summary
+  assert summary.resumed_at_steps == (stopped_at,)
+  assert summary.final_step > stopped_at
 
 
 def test_killed_process_leaves_readable_records(tmp_path):
@@ -211,7 +225,7 @@ def test_killed_process_leaves_readable_records(tmp_path):
   proc.kill()
   proc.wait()
   run = records.read_run(run_dir)
-  assert run.status == records.Status.RUNNING
+  assert run.status == records.Status.KILLED
   assert len(run.metrics) >= 3
 
 

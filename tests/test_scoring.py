@@ -33,11 +33,58 @@ def test_failed_runs_have_infinite_time(tmp_path, status):
   assert not score.reached
 
 
-def test_running_run_has_infinite_time(tmp_path):
+def test_unfinished_run_has_infinite_time_running_or_killed(tmp_path):
   path = fx.write_run(tmp_path, 'w', 's', finished=False)
+  with records.RunLock(path) as lock:
+    lock.acquire('2025-01-01T00:00:00')
+    running = records.read_run(path)
+  killed = records.read_run(path)
+  assert running.status is records.Status.RUNNING
+  assert 'pid' in running.lock_holder
+  assert killed.status is records.Status.KILLED and killed.lock_holder is None
+  for record in (running, killed):
+    score = scores.run_score(record)
+    assert score.status is record.status
+    assert score.time_to_target_s == INF
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'time_to_target_s': 8.0}, 'time_to_target_s 8.0 does not match'),
+    ({'steps_to_target': 91}, 'steps_to_target 91 does not match'),
+    ({'time_to_target_s': math.nan}, 'time_to_target_s nan does not match'),
+])
+def test_summary_claim_must_match_first_target_evaluation(tmp_path, change,
+                                                          message):
+  path = fx.write_run(tmp_path, 'w', 's', time_to_target_s=9.0,
+                      steps_to_target=90, summary_overrides=change)
+  with pytest.raises(records.RecordError, match=message) as error:
+    scores.run_score(records.read_run(path))
+  # Both files are named, and what metrics.jsonl shows.
+  assert str(path / 'summary.json') in str(error.value)
+  assert str(path / 'metrics.jsonl') in str(error.value)
+  assert 'step 90 at submission_time_s 9.0' in str(error.value)
+
+
+def test_claim_without_a_target_evaluation_is_refused(tmp_path):
+  # A failed run's summary that still names a time to target.
+  path = fx.write_run(tmp_path, 'w', 's', status='budget_exhausted',
+                      summary_overrides={'time_to_target_s': 5.0})
+  with pytest.raises(records.RecordError,
+                     match='claims the target .* no evaluation with '
+                     'target_reached'):
+    scores.run_score(records.read_run(path))
+
+
+def test_first_target_evaluation_is_the_lowest_step(tmp_path):
+  path = fx.write_run(tmp_path, 'w', 's', time_to_target_s=9.0,
+                      steps_to_target=90)
+  with open(path / records.METRICS_FILE, 'a', encoding='utf-8') as f:
+    f.write(records.dumps(records.EvalRecord(
+        step=120, submission_time_s=12.0, train_loss=0.1,
+        target_reached=True, eval_seconds=0.1,
+        metrics={'validation/accuracy': 0.9})) + '\n')
   score = scores.run_score(records.read_run(path))
-  assert score.status is records.Status.RUNNING
-  assert score.time_to_target_s == INF
+  assert (score.time_to_target_s, score.steps_to_target) == (9.0, 90)
 
 
 def test_reached_run_time_and_steps_from_summary(tmp_path):

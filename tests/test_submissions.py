@@ -493,3 +493,33 @@ def test_readme_submission_example_runs(tmp_path):
   assert stability.threshold(submission.dynamics(),
                              submission.learning_rate(state)) == (
                                  pytest.approx((2 + 2 * 0.9) / 1e-3, rel=1e-12))
+
+
+def test_describe_mismatch_names_the_first_leaf_that_differs():
+  like = {'b': jnp.zeros(3), 'w': jnp.zeros((2, 3))}
+  assert api.describe_mismatch(like, like) is None
+  assert api.describe_mismatch(jax.eval_shape(lambda: like), like) is None
+  half = jax.tree.map(lambda x: x.astype(jnp.bfloat16), like)
+  assert api.describe_mismatch(half, like) == (
+      "leaf ['b'] is bfloat16[3] where float32[3] was expected")
+  assert api.describe_mismatch(half, like, dtypes=False) is None
+  assert api.describe_mismatch({'b': 1.0, 'w': like['w']}, like) == (
+      "leaf ['b'] is a float where float32[3] was expected")
+  assert api.describe_mismatch(None, like) == (
+      'the tree is None where a dict with 2 leaves was expected')
+  assert "lacks leaf ['w']" in api.describe_mismatch({'b': like['b']}, like)
+
+
+def test_implements_tells_a_modules_own_hooks_from_the_defaults(tmp_path):
+  submission = loading.load(_write(tmp_path, '''
+      import optax
+
+      def make_optimizer(hparams):
+        return optax.sgd(0.1)
+
+      def preconditioner(optimizer_state, hyperparameters):
+        return None
+      '''))
+  assert submission.implements('preconditioner')
+  assert not submission.implements('dynamics')
+  assert loading.load('adam').implements('dynamics')

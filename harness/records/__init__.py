@@ -8,6 +8,9 @@ A run writes one directory::
     curvature.jsonl   one `ProbeRecord` per curvature probe (when probing)
     summary.json      `Summary`, written when the run ends; absent while
                       it runs
+    lock              held (flock) by the live process writing the run;
+                      names its host and pid (`RunLock`, `lock_holder`)
+    checkpoints/      orbax checkpoints of the training state, for resume
     preconditioner_step_<N>.npz
                       the submission's diagonal preconditioner P at step N
                       (with `--save_preconditioner_at`), for frozen-Adam
@@ -37,7 +40,9 @@ from harness.records._typed import SCHEMA_VERSION
 from harness.records._typed import Record
 from harness.records._typed import RecordError
 from harness.records._typed import finite
+from harness.records._schema import CHECKPOINT_DIR
 from harness.records._schema import CURVATURE_FILE
+from harness.records._schema import LOCK_FILE
 from harness.records._schema import META_FILE
 from harness.records._schema import METRICS_FILE
 from harness.records._schema import SUMMARY_FILE
@@ -53,19 +58,24 @@ from harness.records._schema import Summary
 from harness.records._schema import WorkloadFacts
 from harness.records._schema import preconditioner_path
 from harness.records._schema import run_dir
+from harness.records._lock import RunLock
+from harness.records._lock import RunLocked
+from harness.records._lock import lock_holder
 from harness.records._io import RunRecord
-from harness.records._io import RunWriter
-from harness.records._io import dumps
+from harness.records._writer import RunWriter
+from harness.records._writer import dumps
 from harness.records._io import find_run_dirs
 from harness.records._io import read_json
 from harness.records._io import read_jsonl
 from harness.records._io import read_run
-from harness.records._io import write_json_atomic
+from harness.records._writer import write_json_atomic
 
 __all__ = [
+    'CHECKPOINT_DIR',
     'CURVATURE_FILE',
     'Devices',
     'EvalRecord',
+    'LOCK_FILE',
     'META_FILE',
     'METRICS_FILE',
     'Meta',
@@ -74,6 +84,8 @@ __all__ = [
     'Record',
     'RecordError',
     'Regime',
+    'RunLock',
+    'RunLocked',
     'RunRecord',
     'RunWriter',
     'SCHEMA_VERSION',
@@ -84,6 +96,7 @@ __all__ = [
     'WorkloadFacts',
     'dumps',
     'find_run_dirs',
+    'lock_holder',
     'finite',
     'preconditioner_path',
     'read_json',

@@ -19,6 +19,8 @@ META_FILE = 'meta.json'
 METRICS_FILE = 'metrics.jsonl'
 CURVATURE_FILE = 'curvature.jsonl'
 SUMMARY_FILE = 'summary.json'
+LOCK_FILE = 'lock'
+CHECKPOINT_DIR = 'checkpoints'
 
 
 class Status(str, enum.Enum):
@@ -29,7 +31,9 @@ class Status(str, enum.Enum):
   DIVERGED = 'diverged'
   INTERRUPTED = 'interrupted'
   ERROR = 'error'
-  RUNNING = 'running'  # Only ever inferred by readers: no summary yet.
+  # Only ever inferred by readers, for a run without a summary:
+  RUNNING = 'running'  # its lock is held by a live process.
+  KILLED = 'killed'  # no live process holds it (kill -9, a lost node).
 
 
 class ProbeReason(str, enum.Enum):
@@ -78,10 +82,17 @@ class Regime(Record):
 
 @dataclasses.dataclass(frozen=True)
 class SubmissionFacts(Record):
-  """Which submission ran: its name and how it was given."""
+  """Which submission ran: its name, how it was given, and its code.
+
+  `source_sha256` is the SHA-256 of the submission's source file, so a
+  user's file named `adam.py` is never taken for the baseline `adam`, and
+  runs of edited code are not pooled with runs of the original.
+  """
 
   name: str
   spec: str
+  baseline: bool
+  source_sha256: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +191,8 @@ class Summary(Record):
   probe_time_s: float
   first_step_s: float
   wall_time_s: float
+  timed_compiles: int
+  resumed_at_steps: tuple[int, ...]
   error: str | None
   schema_version: int = SCHEMA_VERSION
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import types
 import typing
 from typing import Any, ClassVar, Mapping, TypeVar
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RecordError(ValueError):
@@ -24,6 +25,12 @@ class RecordError(ValueError):
 
 _R = TypeVar('_R', bound='Record')
 _NON_FINITE = {'nan': math.nan, 'inf': math.inf, '-inf': -math.inf}
+# Integers beyond 64 bits are no step, seed or count a run writes, and
+# would overflow where scoring turns them into floats.
+_INT_LIMIT = 2**64
+# Free-form data (hyperparameters, settings) nests a few levels; a deeper
+# value is a corrupt or hostile file, refused before it exhausts the stack.
+MAX_NESTING = 64
 
 
 def _type_name(annotation: Any) -> str:
@@ -35,7 +42,7 @@ def _type_name(annotation: Any) -> str:
 def _decode(value: Any, annotation: Any, where: str) -> Any:
   """`value` (parsed JSON) checked against `annotation`, as Python data."""
   if annotation is Any:
-    return _decode_any(value)
+    return _decode_any(value, where)
   origin = typing.get_origin(annotation)
   if origin in (typing.Union, types.UnionType):
     options = typing.get_args(annotation)
@@ -58,7 +65,8 @@ def _decode(value: Any, annotation: Any, where: str) -> Any:
     item = typing.get_args(annotation)[1]
     if not isinstance(value, dict):
       raise RecordError(f'{where}: expected an object, got {_shown(value)}')
-    return {k: _decode(v, item, f'{where}.{k}') for k, v in value.items()}
+    return {_text(k, where): _decode(v, item, f'{where}.{k}')
+            for k, v in value.items()}
   if isinstance(annotation, type) and issubclass(annotation, Record):
     return annotation.from_json(value, source=where)
   if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
@@ -72,16 +80,23 @@ def _decode(value: Any, annotation: Any, where: str) -> Any:
 
 
 def _decode_scalar(value: Any, annotation: Any, where: str) -> Any:
+  is_int = isinstance(value, int) and not isinstance(value, bool)
+  if is_int and annotation in (int, float) and abs(value) >= _INT_LIMIT:
+    raise RecordError(f'{where}: {_shown(value)} is out of range (at most '
+                      '64 bits)')
   if annotation is float:
     if isinstance(value, str) and value in _NON_FINITE:
       return _NON_FINITE[value]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_int or isinstance(value, float):
       return float(value)
   elif annotation is int:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int:
       return value
-  elif annotation in (str, bool):
-    if isinstance(value, annotation):
+  elif annotation is str:
+    if isinstance(value, str):
+      return _text(value, where)
+  elif annotation is bool:
+    if isinstance(value, bool):
       return value
   else:
     raise TypeError(f'records cannot hold {annotation!r}')
@@ -89,14 +104,32 @@ def _decode_scalar(value: Any, annotation: Any, where: str) -> Any:
                     f'{_shown(value)}')
 
 
-def _decode_any(value: Any) -> Any:
+def _text(value: str, where: str) -> str:
+  """`value`, refused when it cannot be written as UTF-8.
+
+  JSON's escapes can spell a lone surrogate ("\\ud800"), which no report
+  file can hold.
+  """
+  try:
+    value.encode('utf-8')
+  except UnicodeEncodeError:
+    raise RecordError(f'{where}: {value!r:.60} is not valid Unicode text '
+                      '(a lone surrogate)') from None
+  return value
+
+
+def _decode_any(value: Any, where: str, depth: int = 0) -> Any:
   """Free-form data (provenance, settings): non-finite strings as floats."""
-  if isinstance(value, str) and value in _NON_FINITE:
-    return _NON_FINITE[value]
+  if depth > MAX_NESTING:
+    raise RecordError(f'{where}: nested more than {MAX_NESTING} levels deep')
+  if isinstance(value, str):
+    return _NON_FINITE[value] if value in _NON_FINITE else _text(value,
+                                                                 where)
   if isinstance(value, dict):
-    return {k: _decode_any(v) for k, v in value.items()}
+    return {_text(k, where): _decode_any(v, where, depth + 1)
+            for k, v in value.items()}
   if isinstance(value, list):
-    return [_decode_any(v) for v in value]
+    return [_decode_any(v, where, depth + 1) for v in value]
   return value
 
 
@@ -106,7 +139,18 @@ def finite(value: float | None) -> float | None:
 
 
 def _shown(value: Any) -> str:
-  text = json.dumps(value) if not isinstance(value, str) else repr(value)
+  """A short description of a bad value, whatever it holds."""
+  if isinstance(value, str):
+    text = repr(value)
+  elif isinstance(value, int) and abs(value) >= _INT_LIMIT:
+    text = f'of {value.bit_length()} bits'
+  elif isinstance(value, (dict, list)) and len(value) > 8:
+    text = f'of {len(value)} items'
+  else:
+    try:
+      text = json.dumps(value)
+    except (RecursionError, ValueError):  # Deeply nested.
+      text = f'of {len(value)} items'
   text = text if len(text) <= 40 else text[:37] + '...'
   return f'{type(value).__name__} {text}'
 
@@ -130,6 +174,13 @@ def _encode(value: Any) -> Any:
   if value is None or isinstance(value, (str, int, bool)):
     return value
   raise TypeError(f'cannot write {type(value).__name__} to a run record')
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+  # Resolving string annotations compiles each one: once per class, not
+  # once per line of a metrics file.
+  return typing.get_type_hints(cls)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +216,7 @@ class Record:
     if not isinstance(data, dict):
       raise RecordError(f'{source}: expected a JSON object, got '
                         f'{_shown(data)}')
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     fixed = [n for n in names if n != cls.open_field]
     given = dict(data)
@@ -173,7 +224,8 @@ class Record:
     if cls.open_field is not None:
       item_type = typing.get_args(hints[cls.open_field])[1]
       values[cls.open_field] = {
-          k: _decode(given.pop(k), item_type, f'{source}: field {k!r}')
+          _text(k, source): _decode(given.pop(k), item_type,
+                                    f'{source}: field {k!r}')
           for k in list(given) if k not in fixed and (
               cls.open_keys is None or cls.open_keys.fullmatch(k))}
     missing = [n for n in fixed if n not in given]

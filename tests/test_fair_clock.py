@@ -1,0 +1,92 @@
+"""The clock treats every optimizer alike: each step function compiles once,
+in the untimed first step, never inside the timed region.
+
+For the Adam family optax's step count starts as an uncommitted scalar and
+comes back from the first step replicated on the mesh; unless the harness
+places every input with its final sharding before step 0, the second step
+sees a new input layout and compiles again, on the submission's clock.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from harness import config as config_lib
+from harness import runner
+from submissions import loading
+
+SHORT_FORM = '''
+    import optax
+
+    DEFAULT_HPARAMS = {'learning_rate': 1e-3}
+
+    def make_optimizer(hparams):
+      # Several counters and a schedule: state leaves of every kind.
+      schedule = optax.linear_schedule(hparams['learning_rate'], 0.0, 100)
+      return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(1e-4),
+                         optax.scale_by_schedule(lambda n: -schedule(n)))
+    '''
+
+ALGOPERF_FORM = '''
+    import functools
+    import jax
+    import optax
+
+    DEFAULT_HPARAMS = {'learning_rate': 1e-3}
+
+    # The state holds the learning rate, which `update` reads from it.
+    _ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
+
+    def init_optimizer_state(workload, model_params, model_state,
+                             hyperparameters, rng):
+      return optax.inject_hyperparams(optax.adam)(
+          learning_rate=hyperparameters.learning_rate).init(model_params)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _step(workload, params, opt_state, model_state, batch, rng):
+      (loss, model_state), grads = workload.loss_and_grad(
+          params, model_state, batch, rng)
+      updates, opt_state = _ADAM.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state, model_state, loss
+
+    def update_params(workload, current_param_container, current_params_types,
+                      model_state, hyperparameters, batch, loss_type,
+                      optimizer_state, eval_results, global_step, rng):
+      params, opt_state, model_state, loss = _step(
+          workload, current_param_container, optimizer_state, model_state,
+          batch, rng)
+      return opt_state, params, model_state, {'loss': loss}
+
+    def get_batch_size(workload_name):
+      return None
+
+    def data_selection(workload, input_queue, optimizer_state,
+                       current_param_container, model_state, hyperparameters,
+                       global_step, rng):
+      return next(input_queue)
+    '''
+
+
+def _submission_file(tmp_path, name, text):
+  path = tmp_path / f'{name}.py'
+  path.write_text(textwrap.dedent(text))
+  return str(path)
+
+
+SUBMISSIONS = sorted(loading.BASELINES) + ['short_form', 'algoperf_form']
+
+
+@pytest.mark.parametrize('name', SUBMISSIONS)
+def test_no_compilation_inside_the_timed_region(tmp_path, name):
+  spec = {'short_form': lambda: _submission_file(tmp_path, name, SHORT_FORM),
+          'algoperf_form': lambda: _submission_file(tmp_path, name,
+                                                    ALGOPERF_FORM),
+          }.get(name, lambda: name)()
+  result = runner.train(config_lib.RunConfig(
+      workload='fmnist_fc', submission=spec, experiment_dir=str(tmp_path),
+      train_size=500, chunk_size=500, max_steps=12, eval_every=6,
+      log_every=3, quiet=True, stop_at_target=False))
+  assert result.summary.final_step == 12
+  assert result.summary.timed_compiles == 0
