@@ -264,7 +264,8 @@ class _TrainingLoop:
     self.milestones = boundary.milestones
     earlier = resume_lib.EarlierRecords.read(self.directory)
     self.eval_results = [(r.step, r.metrics) for r in earlier.evaluations]
-    self.last_metrics = dict(self.eval_results[-1][1])
+    self.last_metrics = dict(self.eval_results[-1][1]) if (
+        self.eval_results) else {}
     if probe is not None:
       probe.restore(book['probe'], boundary.warm, earlier.at_solution)
     self.progress.message(

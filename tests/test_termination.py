@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import textwrap
 import time
 
-import pytest
+from harness import config as config_lib
+from harness import records
+from harness import runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -112,7 +116,6 @@ print('finished', result.summary.resumed_at_steps, flush=True)
 
 
 def test_sigterm_in_a_stuck_probe_saves_the_boundary_and_resumes(tmp_path):
-  from harness import records  # pylint: disable=g-import-not-at-top
   env = {**os.environ, 'PYTHONPATH': str(ROOT)}
   out = subprocess.run(
       [sys.executable, '-c', _STUCK_IN_PROBE, str(tmp_path), 'stuck'],
@@ -134,3 +137,71 @@ def test_sigterm_in_a_stuck_probe_saves_the_boundary_and_resumes(tmp_path):
   run = records.read_run(run_dir)
   assert [m.step for m in run.metrics] == [0, 10, 20, 30]
   assert [p.step for p in run.curvature] == [20]
+
+
+# SIGTERM arrives during the evaluation at step 0, before any step.
+_STOPS_AT_FIRST_EVALUATION = '''
+    import functools, pathlib, signal
+    import jax
+    import optax
+
+    DEFAULT_HPARAMS = {'learning_rate': 0.05}
+    MARK = pathlib.Path(__file__).with_suffix('.stopped')
+    _SGD = optax.sgd(0.05)
+
+    def init_optimizer_state(workload, model_params, model_state,
+                             hyperparameters, rng):
+      return _SGD.init(model_params)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _step(workload, params, opt_state, model_state, batch, rng):
+      (loss, model_state), grads = workload.loss_and_grad(
+          params, model_state, batch, rng)
+      updates, opt_state = _SGD.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state, model_state, loss
+
+    def update_params(workload, current_param_container, current_params_types,
+                      model_state, hyperparameters, batch, loss_type,
+                      optimizer_state, eval_results, global_step, rng):
+      params, opt_state, model_state, loss = _step(
+          workload, current_param_container, optimizer_state, model_state,
+          batch, rng)
+      return opt_state, params, model_state, {'loss': loss}
+
+    def get_batch_size(workload_name):
+      return None
+
+    def data_selection(workload, input_queue, optimizer_state,
+                       current_param_container, model_state, hyperparameters,
+                       global_step, rng):
+      return next(input_queue)
+
+    def prepare_for_eval(workload, current_param_container,
+                         current_params_types, model_state, hyperparameters,
+                         loss_type, optimizer_state, eval_results, global_step,
+                         rng):
+      if not MARK.exists():  # Only the first launch is stopped.
+        MARK.touch()
+        signal.raise_signal(signal.SIGTERM)
+      return optimizer_state, current_param_container, model_state
+    '''
+
+
+def test_a_stop_before_the_first_step_resumes_from_step_zero(tmp_path):
+  path = tmp_path / 'stops.py'
+  path.write_text(textwrap.dedent(_STOPS_AT_FIRST_EVALUATION))
+  config = config_lib.RunConfig(
+      workload='fmnist_fc', submission=str(path),
+      experiment_dir=str(tmp_path / 'runs'), train_size=500,
+      chunk_size=500, max_steps=6, eval_every=3, quiet=True,
+      stop_at_target=False)
+  first = runner.train(config)
+  assert first.stopped_by == signal.SIGTERM
+  assert first.summary.status is records.Status.INTERRUPTED
+  assert first.summary.final_step == 0
+  assert (first.run_dir / records.CHECKPOINT_DIR / '0').is_dir()
+  second = runner.train(config)
+  assert second.summary.resumed_at_steps == (0,)
+  run = records.read_run(second.run_dir)
+  assert second.summary.final_step == 6
+  assert [m.step for m in run.metrics] == [0, 3, 6]
