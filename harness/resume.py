@@ -21,8 +21,6 @@ from typing import Any
 from harness import milestones as milestones_lib
 from harness import records
 
-Params = Any
-
 
 @dataclasses.dataclass(frozen=True)
 class Boundary:

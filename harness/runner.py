@@ -238,7 +238,8 @@ class _TrainingLoop:
     step = self.checkpoints.latest_step() if resuming else None
     if step is None:
       if self.writer:
-        self.writer.clear()
+        if resuming:  # Nothing to resume from: start the run again.
+          self.writer.clear()
         self.writer.write_meta(self.setup.meta(self.directory))
       self.progress.message(f'run directory: {self.directory}')
       self._evaluate()

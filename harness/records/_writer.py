@@ -72,9 +72,10 @@ class RunWriter:
       for name in (METRICS_FILE, CURVATURE_FILE):
         path = self.directory / name
         if path.is_file():
-          kept = [line for line in path.read_text(
-              encoding='utf-8', errors='replace').splitlines()
-                  if _step_of(line) is not None and _step_of(line) < step]
+          lines = path.read_text(encoding='utf-8',
+                                 errors='replace').splitlines()
+          kept = [line for line in lines
+                  if (at := _step_of(line)) is not None and at < step]
           tmp = path.with_name(f'.{path.name}.tmp')
           tmp.write_text(''.join(line + '\n' for line in kept),
                          encoding='utf-8')
