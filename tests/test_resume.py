@@ -29,7 +29,7 @@ TIMING_FIELDS = frozenset({
     'probe_time_s', 'first_step_s', 'wall_time_s', 'time_to_target_s',
     'resumed_at_steps'})
 RUN_FLAGS = ('--workload=fmnist_fc', '--submission=adam', '--train_size=1000',
-             '--chunk_size=500', '--max_steps=60', '--eval_every=10',
+             '--chunk_size=500', '--max_steps=100', '--eval_every=10',
              '--log_every=2', '--curvature_every=10',
              '--lanczos_iterations=8', '--keep_training_past_target',
              '--quiet')
@@ -92,15 +92,25 @@ def _kill_chain(experiment_dir: pathlib.Path, *, kills: int, devices: int,
            time.monotonic() < deadline):
       time.sleep(0.05)
     time.sleep(rng.uniform(0.0, 1.0))
-    if proc.poll() is not None:
-      break  # It finished before this kill.
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    if _finished(run_dir):
+      return killed_at  # The run ended before this kill: it killed nothing.
     killed_at.append(_progress(run_dir))
   out = subprocess.run(command, cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   return killed_at
+
+
+def _finished(run_dir: pathlib.Path) -> bool:
+  """Whether the run wrote the summary of a finished run."""
+  try:
+    summary = records.read_json(run_dir / records.SUMMARY_FILE,
+                                records.Summary)
+  except records.RecordError:
+    return False
+  return summary.status is not records.Status.INTERRUPTED
 
 
 def _reference(experiment_dir: pathlib.Path, devices: int) -> pathlib.Path:
