@@ -140,6 +140,8 @@ class _TrainingLoop:
     self.probe: probe_lib.CurvatureProbe | None = None
     self.boundary: resume_lib.Boundary | None = None
     self.in_step = False
+    # Whose failure an exception is, for the summary (see ErrorKind).
+    self.phase = records.ErrorKind.SETUP
     self.last_checkpoint = time.monotonic()
     self.started = time.perf_counter()
 
@@ -173,7 +175,7 @@ class _TrainingLoop:
         wall_time_s=self._wall_s(),
         timed_compiles=self.clock.compiles,
         resumed_at_steps=self.resumed_at,
-        error=error)
+        error=error, error_kind=self.phase if error else None)
 
   def run(self, resuming: bool) -> RunResult:
     error = None
@@ -190,6 +192,8 @@ class _TrainingLoop:
     except Exception as e:  # Recorded, then re-raised below.
       status, error = Status.ERROR, f'{type(e).__name__}: {e}'
       error_trace = traceback.format_exc()
+      if isinstance(e, step_checks.SubmissionOutputError):
+        self.phase = records.ErrorKind.SUBMISSION
     summary = self._summary(status, error)
     if self.writer:
       self.writer.write_summary(summary)
@@ -343,6 +347,7 @@ class _TrainingLoop:
       else:
         self.clock.resume()
       self.in_step = True
+      self.phase = records.ErrorKind.SUBMISSION
       self.boundary = None  # Its arrays may be donated from here on.
       batch = submission.data_selection(workload, queue, opt_state, params,
                                         model_state, self.step,
@@ -355,6 +360,7 @@ class _TrainingLoop:
       self.state = (out.params, out.optimizer_state, out.model_state)
       self.step += 1
       self.in_step = False
+      self.phase = records.ErrorKind.HARNESS
       if first_of_launch:
         # Compilation and one execution, untimed (again after a resume).
         jax.block_until_ready(self.state)

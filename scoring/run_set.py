@@ -56,6 +56,7 @@ from absl import logging
 
 from harness import records
 from scoring import aeos
+from scoring import curves
 from scoring import scores
 
 _K = TypeVar('_K', bound=Hashable)
@@ -118,6 +119,7 @@ class RunEntry:
   submission_name: str = ''
   baseline: bool = False
   source_sha256: str = ''
+  curve: curves.TrainingCurve = curves.TrainingCurve()
 
 
 def _skipped(skipped: list[Skipped], path: Any, reason: str,
@@ -143,7 +145,9 @@ def _entry(record: records.RunRecord, workload: str,
       aeos=aeos.aeos_stats(record.curvature, record.summary),
       series=aeos.curvature_series(record.curvature),
       submission_name=facts.name, baseline=facts.baseline,
-      source_sha256=facts.source_sha256)
+      source_sha256=facts.source_sha256,
+      curve=curves.training_curve(record.metrics, record.curvature,
+                                  record.meta.workload.target_metric))
 
 
 # ---- Names: identities and splits ----

@@ -47,6 +47,7 @@ from harness.records._schema import META_FILE
 from harness.records._schema import METRICS_FILE
 from harness.records._schema import SUMMARY_FILE
 from harness.records._schema import Devices
+from harness.records._schema import ErrorKind
 from harness.records._schema import EvalRecord
 from harness.records._schema import Meta
 from harness.records._schema import ProbeReason
@@ -74,6 +75,7 @@ __all__ = [
     'CHECKPOINT_DIR',
     'CURVATURE_FILE',
     'Devices',
+    'ErrorKind',
     'EvalRecord',
     'LOCK_FILE',
     'META_FILE',

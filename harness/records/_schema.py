@@ -36,6 +36,14 @@ class Status(str, enum.Enum):
   KILLED = 'killed'  # no live process holds it (kill -9, a lost node).
 
 
+class ErrorKind(str, enum.Enum):
+  """Where a run that ended in `error` failed: whose failure it is."""
+
+  SETUP = 'setup'  # Before the first update: data, model, submission load.
+  SUBMISSION = 'submission'  # Inside the submission's step or its checks.
+  HARNESS = 'harness'  # Elsewhere: evaluation, probe, checkpoint, records.
+
+
 class ProbeReason(str, enum.Enum):
   """Why a curvature probe was taken."""
 
@@ -194,6 +202,7 @@ class Summary(Record):
   timed_compiles: int
   resumed_at_steps: tuple[int, ...]
   error: str | None
+  error_kind: ErrorKind | None = None
   schema_version: int = SCHEMA_VERSION
 
 
