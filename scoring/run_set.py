@@ -98,7 +98,8 @@ class RunEntry:
 
   `workload` and `submission` are the names the leaderboard ranks it under
   (see the module docstring); `submission_name`, `baseline` and
-  `source_sha256` are its meta.json identity.
+  `source_sha256` are its meta.json identity; `config` its meta.json flags
+  and `host` the host name it ran on.
   """
 
   path: str
@@ -120,6 +121,8 @@ class RunEntry:
   baseline: bool = False
   source_sha256: str = ''
   curve: curves.TrainingCurve = curves.TrainingCurve()
+  config: dict[str, Any] = dataclasses.field(default_factory=dict)
+  host: str = ''
 
 
 def _skipped(skipped: list[Skipped], path: Any, reason: str,
@@ -147,7 +150,9 @@ def _entry(record: records.RunRecord, workload: str,
       submission_name=facts.name, baseline=facts.baseline,
       source_sha256=facts.source_sha256,
       curve=curves.training_curve(record.metrics, record.curvature,
-                                  record.meta.workload.target_metric))
+                                  record.meta.workload.target_metric),
+      config=dict(record.meta.config),
+      host=str(record.meta.host.get('hostname', '')))
 
 
 # ---- Names: identities and splits ----

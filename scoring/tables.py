@@ -28,6 +28,8 @@ class Table:
     rows: cell strings, one tuple per row.
     warning: a caveat the views must show prominently (e.g. mixed hardware).
     caption: a short explanation shown under the title.
+    run_paths: per row, the run directory the row shows (its per-run page
+      is linked from the row), or None; empty for tables of no one run.
   """
 
   title: str
@@ -35,6 +37,7 @@ class Table:
   rows: tuple[tuple[str, ...], ...]
   warning: str | None = None
   caption: str | None = None
+  run_paths: tuple[str | None, ...] = ()
 
 
 def number(value: Any, digits: int = 3) -> str:
