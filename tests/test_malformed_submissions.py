@@ -339,5 +339,43 @@ def test_runner_records_the_named_error(tmp_path, name):
                                          'malformed'))
   assert run.summary.status is records.Status.ERROR
   assert run.summary.error.startswith('SubmissionOutputError: ')
+  assert run.summary.error_kind is records.ErrorKind.SUBMISSION
   for word in case.words:
     assert word in run.summary.error, (word, run.summary.error)
+
+
+def test_an_exception_inside_the_update_is_the_submissions_failure(tmp_path):
+  source = algoperf_form(update_params=(
+      'if global_step == 1:\n'
+      '    raise FloatingPointError("update blew up")\n'
+      '  return optimizer_state, params, model_state'))
+  config = config_lib.RunConfig(
+      submission=_write(tmp_path, source), max_steps=3, log_every=1,
+      eval_every=2, quiet=True, experiment_dir=str(tmp_path / 'runs'),
+      **SMALL)
+  with pytest.raises(RuntimeError, match='update blew up'):
+    runner.train(config)
+  summary = records.read_run(records.run_dir(
+      config.experiment_dir, 'fmnist_fc', 'malformed')).summary
+  assert (summary.status, summary.error_kind, summary.final_step) == (
+      records.Status.ERROR, records.ErrorKind.SUBMISSION, 1)
+  assert summary.error == 'FloatingPointError: update blew up'
+
+
+def test_an_exception_before_the_first_update_is_a_set_up_error(
+    tmp_path, monkeypatch):
+  config = config_lib.RunConfig(
+      submission=_write(tmp_path, algoperf_form()), max_steps=3,
+      log_every=1, eval_every=2, quiet=True,
+      experiment_dir=str(tmp_path / 'runs'), **SMALL)
+  def no_batches(*args, **kwargs):
+    raise OSError('training data vanished')
+  # The evaluation of step 0 runs before the first update: a failure there
+  # is the set-up's, never the optimizer's.
+  monkeypatch.setattr(runner.evaluation.Evaluator, '__call__', no_batches)
+  with pytest.raises(RuntimeError, match='training data vanished'):
+    runner.train(config)
+  summary = records.read_run(records.run_dir(
+      config.experiment_dir, 'fmnist_fc', 'malformed')).summary
+  assert (summary.status, summary.error_kind, summary.final_step) == (
+      records.Status.ERROR, records.ErrorKind.SETUP, 0)
