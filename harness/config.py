@@ -88,6 +88,8 @@ class RunConfig:
     curvature: the curvature probe's schedule and settings.
     save_preconditioner_at: steps at which to save the submission's
       preconditioner (.npz in the run directory) for frozen-Adam runs.
+    tensorboard: also write the records' scalars live as TensorBoard event
+      files under this log directory ('': none; `harness.tensorboard_log`).
   """
 
   workload: str
@@ -115,6 +117,7 @@ class RunConfig:
   checkpoint_every_s: float = 600.0
   curvature: CurvatureConfig = NO_CURVATURE
   save_preconditioner_at: tuple[int, ...] = ()
+  tensorboard: str = ''
 
   def __post_init__(self):
     """Refuses values no run can use, before any file is written.

@@ -8,7 +8,8 @@ nothing allocated, no data read. Example::
   python -m harness.list_workloads --tier=full --format=json
 
 This module only parses flags; `workload_rows` and the formatters do the
-work.
+work. A bad flag or an unexpected argument ends in one line,
+`harness.list_workloads: error: ...`, and exit status 2.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from absl import app
 from absl import flags
 import jax
 
+from harness import cli
 from workloads import base
 from workloads import registry
+
+PROGRAM = 'harness.list_workloads'
 
 _TIER = flags.DEFINE_enum('tier', None, [t.value for t in base.Tier],
                           'List only the workloads of this tier.')
@@ -123,11 +127,13 @@ def format_json(rows: Sequence[WorkloadRow]) -> str:
 _FORMATTERS = {'table': format_table, 'json': format_json}
 
 
+parse_flags = cli.flags_parser(PROGRAM)
+
+
 def main(argv: Sequence[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(PROGRAM, argv, hint='choose with --tier and --format')
   print(_FORMATTERS[_FORMAT.value](workload_rows(_TIER.value)))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

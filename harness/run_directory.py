@@ -6,7 +6,8 @@ cannot replace a live run. Then what the directory holds decides:
 
 | it holds                                  | the launch              |
 |-------------------------------------------|-------------------------|
-| nothing, or a run that failed in set-up   | starts the run          |
+| nothing, or a run that failed before its  | starts the run; no      |
+| first step (an error at step 0)           | `--overwrite` needed    |
 | a finished run (target, budget, diverged) | refuses; `--overwrite`  |
 |                                           | replaces it             |
 | an unfinished run (interrupted, killed,   | resumes it from its     |
@@ -14,6 +15,12 @@ cannot replace a live run. Then what the directory holds decides:
 |                                           | step 0 without one);    |
 |                                           | `--noresume` refuses,   |
 |                                           | `--overwrite` restarts  |
+
+An error at step 0 with no checkpoint leaves nothing to keep, whoever's it
+was (a set-up error, `error_kind` setup, or a first update that raised). A
+resumed launch whose own set-up failed (`error_kind` setup, at a later step
+or while restoring) resumes again from its checkpoint, so the steps before
+it are kept; nothing of a finished run is replaced without `--overwrite`.
 
 A resume must use the flags the run started with, except those that change
 nothing it records (`RESUMABLE_CHANGES`).
@@ -38,7 +45,7 @@ FINISHED = frozenset({Status.REACHED_TARGET, Status.BUDGET_EXHAUSTED,
 # prints, and how evaluation data is held, none of which changes a record.
 RESUMABLE_CHANGES = frozenset({
     'experiment_dir', 'quiet', 'overwrite', 'resume', 'checkpoint_every',
-    'checkpoint_every_s', 'eval_resident_gb'})
+    'checkpoint_every_s', 'eval_resident_gb', 'tensorboard'})
 
 
 class RunDirectoryError(ValueError):
@@ -110,9 +117,8 @@ def decide(directory: pathlib.Path, config: config_lib.RunConfig,
     raise RunDirectoryError(
         f'{e}; pass --overwrite to replace this directory') from None
   summary = _summary(directory)
-  if summary is not None and summary.status is Status.ERROR and (
-      summary.final_step == 0):
-    return False  # It failed in set-up: nothing to keep.
+  if failed_before_first_step(directory, summary):
+    return False  # Nothing to keep.
   if config.overwrite:
     return False
   if summary is not None and summary.status in FINISHED:
@@ -139,6 +145,21 @@ def decide(directory: pathlib.Path, config: config_lib.RunConfig,
         f'{meta.submission.source_sha256[:12]} -> {source_sha256[:12]}); '
         'restore it, or pass --overwrite to start again')
   return True
+
+
+def failed_before_first_step(directory: pathlib.Path,
+                             summary: records.Summary | None) -> bool:
+  """Whether the run ended in an error with nothing to keep.
+
+  That is an error at step 0 with no checkpoint beside it: a launch that
+  failed while restoring an earlier launch's checkpoint also ends at step
+  0, and its checkpoint is still worth resuming.
+  """
+  if summary is None or summary.status is not Status.ERROR or (
+      summary.final_step != 0):
+    return False
+  checkpoints = directory / records.CHECKPOINT_DIR
+  return not (checkpoints.is_dir() and any(checkpoints.iterdir()))
 
 
 def _summary(directory: pathlib.Path) -> records.Summary | None:

@@ -14,11 +14,9 @@ import math
 import pathlib
 import shutil
 import time
-import traceback
 from typing import Any, Iterator
 
 import jax
-import numpy as np
 import optax
 
 from harness import checkpoints as checkpoints_lib
@@ -26,6 +24,7 @@ from harness import clock as clock_lib
 from harness import config as config_lib
 from harness import evaluation
 from harness import milestones as milestones_lib
+from harness import outcome
 from harness import probe as probe_lib
 from harness import preflight
 from harness import progress as progress_lib
@@ -34,6 +33,8 @@ from harness import records
 from harness import resume as resume_lib
 from harness import run_directory
 from harness import step_checks
+from harness import step_keys
+from harness import tensorboard_log
 from harness import termination
 from submissions import api
 from submissions import preconditioner_file
@@ -42,21 +43,8 @@ from workloads import base
 Status = records.Status
 
 
-@dataclasses.dataclass(frozen=True)
-class RunResult:
-  """Where a run's records are and how it ended.
-
-  Attributes:
-    run_dir: the run directory.
-    status: how it ended.
-    summary: its summary.json.
-    stopped_by: the signal (SIGTERM, SIGINT) that stopped it, if one did.
-  """
-
-  run_dir: pathlib.Path
-  status: Status
-  summary: records.Summary
-  stopped_by: int | None = None
+RunResult = outcome.RunResult
+RunFailed = outcome.RunFailed
 
 
 class _Stop(Exception):
@@ -80,19 +68,25 @@ def train(config: config_lib.RunConfig, *,
       instead of loading `config.submission` with `config.hparams`.
 
   Returns:
-    The run directory, status and summary. An exception inside the loop is
-    recorded as status `error` and then re-raised.
+    The run directory, status and summary.
+
+  Raises:
+    RunFailed: an exception inside the loop, recorded as status `error`
+      (and chained as the cause).
   """
   setup = preflight.set_up(config, workload, submission)
   config, workload, submission = setup.config, setup.workload, setup.submission
   directory = records.run_dir(config.experiment_dir, workload.name,
                               submission.name, config.study, config.trial)
+  if config.tensorboard:  # Refused before the run directory is touched.
+    tensorboard_log.check_available()
   # Only process 0 writes; every process reads what the directory holds.
   if jax.process_index() == 0:
     opened = run_directory.open_run(directory, config,
                                     source_sha256=setup.source_sha256,
                                     started=provenance.now_iso())
     writer, resuming = opened.writer, opened.resume
+    writer = tensorboard_log.mirror(writer, config.tensorboard)
   else:
     opened, writer = None, None
     resuming = run_directory.decide(directory, config, setup.source_sha256)
@@ -102,6 +96,8 @@ def train(config: config_lib.RunConfig, *,
       loop.signals = signals
       return loop.run(resuming)
   finally:
+    if isinstance(writer, tensorboard_log.Mirror):
+      writer.close()  # The event file; `opened` closes the records.
     if opened is not None:
       opened.close()
 
@@ -127,7 +123,10 @@ class _TrainingLoop:
     self.max_steps = config.max_steps or workload.step_budget
     self.max_runtime_s = config.max_runtime_s or workload.runtime_budget_s
     self.clock = clock_lib.SubmissionClock()
-    self.progress = progress_lib.Progress(self.max_steps, quiet=config.quiet)
+    self.progress = progress_lib.Progress(
+        self.max_steps, quiet=config.quiet, log_every=config.log_every,
+        stops_at_target=config.stop_at_target,
+        max_runtime_s=self.max_runtime_s)
     self.step = 0
     self.start_step = 0  # The first step of this launch.
     self.batches_drawn = 0
@@ -178,7 +177,7 @@ class _TrainingLoop:
         error=error, error_kind=self.phase if error else None)
 
   def run(self, resuming: bool) -> RunResult:
-    error = None
+    error = failure = None
     try:
       status = self._train(resuming)
     except checkpoints_lib.CheckpointMismatch as e:
@@ -190,8 +189,7 @@ class _TrainingLoop:
     except KeyboardInterrupt:  # Where the stop signals are not ours.
       status = Status.INTERRUPTED
     except Exception as e:  # Recorded, then re-raised below.
-      status, error = Status.ERROR, f'{type(e).__name__}: {e}'
-      error_trace = traceback.format_exc()
+      status, error, failure = Status.ERROR, f'{type(e).__name__}: {e}', e
       if isinstance(e, step_checks.SubmissionOutputError):
         self.phase = records.ErrorKind.SUBMISSION
     summary = self._summary(status, error)
@@ -202,19 +200,9 @@ class _TrainingLoop:
       # Nothing is left to resume; a checkpoint is the size of the state.
       shutil.rmtree(self.directory / records.CHECKPOINT_DIR,
                     ignore_errors=True)
-    reached = self.milestones
-    if not reached.reached_target:
-      target = 'target not reached'
-    else:
-      target = (f'target reached at step {reached.steps_to_target} after '
-                f'{reached.time_to_target_s:.2f}s')
-    self.progress.message(
-        f'{status.value} after {self.step} steps: submission time '
-        f'{summary.submission_time_s:.2f}s, {target}; records in '
-        f'{self.directory}')
-    if error:
-      raise RuntimeError(f'run failed, recorded in {self.directory}:\n'
-                         f'{error_trace}')
+    self.progress.close(progress_lib.ending_line(summary, self.directory))
+    if failure is not None:
+      raise RunFailed(self.directory, error) from failure
     return RunResult(self.directory, status, summary,
                      stopped_by=self.signals.signum if self.signals else None)
 
@@ -240,6 +228,7 @@ class _TrainingLoop:
           config.curvature, workload, submission, self.dataset, self.regime,
           self.parallel, self.max_steps)
     step = self.checkpoints.latest_step() if resuming else None
+    self.progress.hparams(self.submission.hparams.to_dict())
     if step is None:
       if self.writer:
         if resuming:  # Nothing to resume from: start the run again.
@@ -325,7 +314,7 @@ class _TrainingLoop:
       if (jax.process_count() == 1 and not self.in_step and
           boundary is not None and boundary.step == self.step):
         resume_lib.save(self.checkpoints, boundary)
-      self.progress.message(
+      self.progress.close(
           f'stopped by signal {signum} at step {self.step}; records in '
           f'{self.directory}')
     finally:
@@ -337,7 +326,7 @@ class _TrainingLoop:
     self._start(resuming)
     submission, workload = self.submission, self.workload
     queue = self._device_batches()
-    keys = _StepKeys(self.step_rng)
+    keys = step_keys.StepKeys(self.step_rng)
     while True:
       self._check_budget()
       params, opt_state, model_state = self.state
@@ -411,8 +400,8 @@ class _TrainingLoop:
 
   def _synchronise(self, metrics) -> None:
     elapsed = self.clock.pause(self.state)
-    loss = _finite_loss(metrics, self.state[0])
-    if loss is None:
+    loss = _step_loss(metrics)
+    if _diverged(loss, self.state[0]):
       self.progress.message(f'non-finite loss or parameters at step '
                             f'{self.step}: diverged')
       raise _Stop(Status.DIVERGED)
@@ -458,9 +447,10 @@ class _TrainingLoop:
         train_loss_threshold=self.workload.train_loss_threshold)
     if milestones_lib.Event.DIVERGED in events:
       raise _Stop(Status.DIVERGED)
-    target = f'validation/{self.workload.target_metric_name}'
-    self.progress.step(self.step, self.clock.elapsed_s, record.train_loss,
-                       f'{target} {record.metrics[target]:.4f}', force=True)
+    self.progress.evaluation(
+        self.step, record.metrics,
+        f'validation/{self.workload.target_metric_name}',
+        self.workload.target_value)
     at_events = events and self.config.curvature.at_events
     if self.probe is not None and (at_events or self.probe.due(self.step)):
       reason = (records.ProbeReason(events[-1].value) if at_events
@@ -474,10 +464,12 @@ class _TrainingLoop:
   def _probe(self, reason: records.ProbeReason,
              train_loss: float | None = None) -> None:
     params, opt_state, model_state = self.state
+    self.progress.probe_starting()
     record = self.probe.measure(self.step, params, model_state, opt_state,
                                 reason=reason, train_loss=train_loss)
     if self.writer:
       self.writer.append_probe(record)
+    self.progress.probe(record)
 
   def _final_measurements(self) -> None:
     if not self.eval_results or self.eval_results[-1][0] != self.step:
@@ -496,25 +488,14 @@ class _TrainingLoop:
           jax.device_get(diag))
 
 
-def _finite_loss(metrics, params) -> float | None:
-  """The step's loss (or the parameter norm) if finite, else None."""
+def _step_loss(metrics) -> float | None:
+  """The loss the step's update returned; None when it returned none."""
   value = metrics.get('loss') if metrics else None
-  value = float(optax.tree.norm(params) if value is None else value)
-  return value if math.isfinite(value) else None
+  return None if value is None else float(value)
 
 
-class _StepKeys:
-  """Per-step PRNG keys, made in blocks so a step costs no key derivation."""
-
-  def __init__(self, rng: jax.Array, block: int = 1024):
-    self._rng = rng
-    self._block = block
-    self._start = -block
-    self._keys = None
-
-  def __getitem__(self, step: int) -> np.ndarray:
-    if not self._start <= step < self._start + self._block:
-      self._start = step - step % self._block
-      block_rng = jax.random.fold_in(self._rng, self._start // self._block)
-      self._keys = np.asarray(jax.random.split(block_rng, self._block))
-    return self._keys[step - self._start]
+def _diverged(loss: float | None, params) -> bool:
+  # Without a loss, non-finite parameters show the divergence; their norm
+  # is never reported as a loss.
+  value = float(optax.tree.norm(params)) if loss is None else loss
+  return not math.isfinite(value)

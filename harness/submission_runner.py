@@ -7,6 +7,22 @@ Example::
       --experiment_dir=runs --curvature_every=10
 
 This module only parses flags; `harness.runner.train` does the work.
+
+Exit status:
+
+- 0: the run ended as a result: target reached, budget exhausted, diverged.
+- 1: an exception inside the run (in the submission's update, say); it is
+  recorded in the run directory's `summary.json`, and one line names it and
+  the directory (`--verbose` adds the traceback).
+- 2: an expected user error, before anything is trained: a bad flag value,
+  malformed `--hparams` or `--search_space`, an unknown workload or
+  submission, missing data, a run directory that holds a finished run (or
+  is in use). One line, `harness.submission_runner: error: ...`, says what
+  is wrong and what to do; `--verbose` adds the traceback.
+- 130 (Ctrl-C) or 128 + the signal (143 for SIGTERM): the run was stopped
+  and checkpointed; the same command resumes it.
+
+A traceback without `--verbose` is a bug in the harness.
 """
 
 from __future__ import annotations
@@ -17,10 +33,12 @@ import sys
 from absl import app
 from absl import flags
 
+from harness import cli
 from harness import config as config_lib
 from submissions import hparams as hparams_lib
 from workloads import base
 
+PROGRAM = 'harness.submission_runner'
 # Every default below is read from the config dataclasses, where it is set.
 _RUN = {f.name: f.default for f in dataclasses.fields(config_lib.RunConfig)}
 _DATA = _RUN['data']
@@ -75,7 +93,9 @@ _CHUNK_SIZE = flags.DEFINE_integer(
     'Examples per gradient-accumulation chunk.')
 _LOG_EVERY = flags.DEFINE_integer(
     'log_every', _RUN['log_every'],
-    'Synchronise, check for NaN and report every N steps.')
+    'Synchronise, check for NaN and print a progress line every N steps (on '
+    'a terminal a progress bar shows them instead); evaluations and probes '
+    'print their own lines.')
 _QUIET = flags.DEFINE_bool('quiet', _RUN['quiet'], 'No progress lines.')
 _OVERWRITE = flags.DEFINE_bool(
     'overwrite', _RUN['overwrite'],
@@ -115,6 +135,10 @@ _SAVE_PRECONDITIONER = flags.DEFINE_list(
     'save_preconditioner_at',
     [str(s) for s in _RUN['save_preconditioner_at']],
     'Steps at which to save the preconditioner for frozen_adam.')
+_TENSORBOARD = flags.DEFINE_string(
+    'tensorboard', _RUN['tensorboard'],
+    'Also write the records\' scalars live as TensorBoard event files under '
+    'this log directory (needs tensorboardX; empty: off).')
 _DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False,
     'Call jax.distributed.initialize() to join a multi-host run.')
@@ -148,11 +172,15 @@ def config_from_flags() -> config_lib.RunConfig:
       checkpoint_every=_CHECKPOINT_EVERY.value,
       checkpoint_every_s=_CHECKPOINT_EVERY_S.value, curvature=curvature,
       save_preconditioner_at=tuple(int(s) for s in
-                                   _SAVE_PRECONDITIONER.value))
+                                   _SAVE_PRECONDITIONER.value),
+      tensorboard=_TENSORBOARD.value)
+
+
+parse_flags = cli.flags_parser(PROGRAM)
 
 
 def main(argv):
-  del argv
+  cli.no_arguments(PROGRAM, argv)
   if _DISTRIBUTED.value:
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize()
@@ -162,16 +190,14 @@ def main(argv):
   from harness import runner
   from harness import termination
   # pylint: enable=g-import-not-at-top
-  try:
+  with cli.user_errors(PROGRAM, ValueError):  # Values the config refuses.
     config = config_from_flags()
-  except ValueError as e:  # Flag values the config refuses.
-    print(f'error: {e}', file=sys.stderr)
-    return 2
   try:
-    result = runner.train(config)
-  except (preflight.SetupError, run_directory.RunDirectoryError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+    with cli.user_errors(PROGRAM, preflight.SetupError,
+                         run_directory.RunDirectoryError):
+      result = runner.train(config)
+  except runner.RunFailed as e:
+    return cli.run_failed(PROGRAM, e, e.line, e.exit_status)
   print(result.run_dir)
   # Diverged and out-of-budget runs are results; a stopped run is not
   # finished, and says so to the scheduler as a shell would (128 + signal).
@@ -182,4 +208,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['workload', 'submission'])
-  sys.exit(app.run(main))
+  sys.exit(app.run(main, flags_parser=parse_flags))

@@ -1,49 +1,59 @@
-"""Compares two reports: `python -m scoring.compare A B` (flags only).
+"""Compares two reports: `python -m scoring.compare` (flags only).
 
-  python -m scoring.compare REPORT_A REPORT_B [--out=changes.md]
+  python -m scoring.compare --before=REPORT_A --after=REPORT_B \
+      [--out=changes.md]
 
-`scoring.comparison` does the work. A report that is missing, corrupt or
-not a leaderboard ends the command with one line naming the file (exit
-status 2).
+Each report is a report directory (`python -m scoring.report --out=...`) or
+its leaderboard.json. `scoring.comparison` does the work: ranks and scores,
+times to target, AEoS statistics, and runs whose flags, hyperparameters or
+host changed. A report that is missing, corrupt or not a leaderboard, or an
+--out that cannot be written, ends the command with one line naming the file
+(exit status 2; `--verbose` adds the traceback).
 """
 
 from __future__ import annotations
 
 import pathlib
-import sys
-from typing import NoReturn, Sequence
+from typing import Sequence
 
 from absl import app
 from absl import flags
 
+from harness import cli
 from scoring import comparison
 
+_PROGRAM = 'scoring.compare'
+
+_BEFORE = flags.DEFINE_string(
+    'before', None, 'The earlier report: its directory or leaderboard.json.')
+_AFTER = flags.DEFINE_string(
+    'after', None, 'The later report: its directory or leaderboard.json.')
 _OUT = flags.DEFINE_string('out', None, 'Also write the comparison here.')
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) != 3:
-    raise app.UsageError('usage: python -m scoring.compare REPORT_A REPORT_B '
-                         '[--out=FILE]')
+def _write(path: str, text: str) -> None:
   try:
+    pathlib.Path(path).write_text(text, encoding='utf-8',
+                                  errors='backslashreplace')
+  except OSError as e:
+    raise cli.UserError(
+        f'--out={path}: cannot be written ({e.strerror or e})') from None
+
+
+def main(argv: Sequence[str]) -> None:
+  with cli.user_errors(_PROGRAM, comparison.ReportError):
+    if len(argv) > 1:
+      raise cli.UserError(f'unexpected arguments {argv[1:]}; give '
+                          '--before=REPORT_A --after=REPORT_B [--out=FILE]')
+    if not _BEFORE.value or not _AFTER.value:
+      raise cli.UserError('give --before=REPORT_A and --after=REPORT_B '
+                          '(report directories or their leaderboard.json)')
     text = comparison.format_comparison(
-        comparison.compare_reports(argv[1], argv[2]))
-  except comparison.ReportError as e:
-    fail(e)
-  print(text, end='')
-  if _OUT.value:
-    try:
-      pathlib.Path(_OUT.value).write_text(text, encoding='utf-8',
-                                          errors='backslashreplace')
-    except OSError as e:
-      fail(f'--out={_OUT.value}: cannot be written ({e.strerror or e})')
-
-
-def fail(message: object) -> NoReturn:
-  """Ends with one line naming the problem, exit status 2 (no traceback)."""
-  print(f'scoring.compare: error: {message}', file=sys.stderr)
-  sys.exit(2)
+        comparison.compare_reports(_BEFORE.value, _AFTER.value))
+    print(text, end='')
+    if _OUT.value:
+      _write(_OUT.value, text)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=cli.flags_parser(_PROGRAM))

@@ -4,6 +4,12 @@
 
 `scoring.main_job` does the work; each flag's default is a field default of
 `main_job.MainJob`.
+
+Exit status: 0 when the demo ran; 1 when the run failed inside (one line
+names the error and the run directory that records it); 2 for an expected
+user error (a bad flag value, an unknown submission, missing data, a run
+directory that holds another finished run): one line,
+`scoring.demo: error: ...`. `--verbose` adds the traceback to both.
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ import sys
 from absl import app
 from absl import flags
 
+from harness import cli
+from harness import preflight
+from harness import run_directory
+from harness import runner
 from scoring import main_job
+
+PROGRAM = 'scoring.demo'
 
 _DEFAULTS = main_job.MainJob()
 
@@ -31,18 +43,32 @@ _CURVATURE_EVERY = flags.DEFINE_integer(
 _TRAIN_SIZE = flags.DEFINE_integer('train_size', _DEFAULTS.train_size,
                                    'Full-batch size.')
 _QUIET = flags.DEFINE_bool('quiet', _DEFAULTS.quiet, 'No progress lines.')
+_OVERWRITE = flags.DEFINE_bool(
+    'overwrite', _DEFAULTS.overwrite,
+    'Replace the finished run in the run directory whatever it is; without '
+    'it only a previous run of this same demo (same flags) is replaced.')
+
+
+parse_flags = cli.flags_parser(PROGRAM)
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  job = main_job.MainJob(
-      experiment_dir=_EXPERIMENT_DIR.value, submission=_SUBMISSION.value,
-      learning_rate=_LEARNING_RATE.value, steps=_STEPS.value,
-      curvature_every=_CURVATURE_EVERY.value, train_size=_TRAIN_SIZE.value,
-      quiet=_QUIET.value)
-  print(main_job.describe(main_job.run_demo(job.run_config())))
+  cli.no_arguments(PROGRAM, argv)
+  with cli.user_errors(PROGRAM, ValueError):  # Values the config refuses.
+    config = main_job.MainJob(
+        experiment_dir=_EXPERIMENT_DIR.value, submission=_SUBMISSION.value,
+        learning_rate=_LEARNING_RATE.value, steps=_STEPS.value,
+        curvature_every=_CURVATURE_EVERY.value, train_size=_TRAIN_SIZE.value,
+        quiet=_QUIET.value, overwrite=_OVERWRITE.value).run_config()
+  try:
+    with cli.user_errors(PROGRAM, preflight.SetupError,
+                         run_directory.RunDirectoryError):
+      result = main_job.run_demo(config)
+  except runner.RunFailed as e:
+    return cli.run_failed(PROGRAM, e, e.line, e.exit_status)
+  print(main_job.describe(result))
+  return 0
 
 
 if __name__ == '__main__':
-  sys.exit(app.run(main))
+  sys.exit(app.run(main, flags_parser=parse_flags))

@@ -10,6 +10,10 @@ to 38/η and hovers there while λ1(H) keeps rising.
 It composes every layer (it trains with `harness.runner` and scores the
 records it wrote), which is why it lives at the top, in scoring; its entry
 point is `python -m scoring.demo`.
+
+Rerun with the same settings, the demo replaces its own previous run; a
+finished run of anything else in that run directory is kept unless
+`overwrite` is set.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import pathlib
 
 from harness import config as config_lib
 from harness import records
+from harness import run_directory
 from harness import runner
 from scoring import aeos
 from scoring import run_figure
+from submissions import loading
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +42,8 @@ class MainJob:
     curvature_every: probe every this many steps.
     train_size: full-batch size.
     quiet: no progress lines.
+    overwrite: replace whatever finished run the run directory holds; by
+      default only a previous run of this same demo is replaced.
   """
 
   experiment_dir: str = 'runs/demo'
@@ -45,17 +53,34 @@ class MainJob:
   curvature_every: int = 20
   train_size: int = 2000
   quiet: bool = False
+  overwrite: bool = False
 
   def run_config(self) -> config_lib.RunConfig:
     """The run: full batch, keeps training past the target."""
-    return config_lib.RunConfig(
+    config = config_lib.RunConfig(
         workload='fmnist_fc_mse', submission=self.submission,
         hparams={'learning_rate': self.learning_rate},
         experiment_dir=self.experiment_dir, max_steps=self.steps,
         eval_every=100, stop_at_target=False, full_batch=True,
         train_size=self.train_size, chunk_size=min(self.train_size, 1000),
-        quiet=self.quiet, overwrite=True,
+        quiet=self.quiet, overwrite=self.overwrite,
         curvature=config_lib.CurvatureConfig(every=self.curvature_every))
+    if not config.overwrite and _holds_this_demo(config):
+      config = dataclasses.replace(config, overwrite=True)
+    return config
+
+
+def _holds_this_demo(config: config_lib.RunConfig) -> bool:
+  """Whether the run directory holds a run started with these settings."""
+  name = config.submission if config.submission in loading.BASELINES else (
+      pathlib.Path(config.submission).stem)  # As `loading.load` names it.
+  meta_file = records.run_dir(config.experiment_dir, config.workload, name,
+                              config.study, config.trial) / records.META_FILE
+  try:
+    meta = records.read_json(meta_file, records.Meta)
+  except (OSError, records.RecordError):
+    return False
+  return not run_directory.changed_flags(meta.config, config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +102,21 @@ def run_demo(config: config_lib.RunConfig) -> DemoResult:
 def describe(result: DemoResult) -> str:
   """A short printed summary of the run and its AEoS statistics."""
   s, summary = result.stats, result.run.summary
-  last = result.run.curvature[-1]
+  # A run that diverged before its first probe has none; its last
+  # evaluation then gives the train loss.
+  last = result.run.curvature[-1] if result.run.curvature else None
   fmt = lambda v, f='.3g': 'n/a' if v is None else format(v, f)  # noqa: E731
+  seen = last or (result.run.metrics[-1] if result.run.metrics else None)
   lines = [
       f'status: {summary.status.value}, {summary.final_step} steps, '
-      f'train loss {fmt(last.train_loss)}',
+      f'train loss {fmt(seen and seen.train_loss)} at step '
+      f'{fmt(seen and seen.step, "d")}',
       f'time: submission {summary.submission_time_s:.1f}s, curvature '
       f'probes {summary.probe_time_s:.1f}s, evaluation '
       f'{summary.eval_time_s:.1f}s, first step '
       f'{summary.first_step_s:.1f}s, wall {summary.wall_time_s:.1f}s',
-      f'stability threshold: {fmt(last.stability_threshold, ".0f")}',
+      'stability threshold: ' + (
+          'no probe' if last is None else fmt(last.stability_threshold, '.4g')),
       f'AEoS onset (ratio >= 0.9): step {fmt(s.onset_step, "d")}',
       f'threshold ratio after onset: median {fmt(s.ratio_median)}, '
       f'IQR {fmt(s.ratio_iqr)}, within ±15%: {fmt(s.fraction_in_band, ".0%")}',

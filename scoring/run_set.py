@@ -2,8 +2,20 @@
 
 `load_runs(experiment_dirs)` reads every run directory through
 `harness.records` and returns the scored runs (`RunEntry`), what was skipped
-(`Skipped`, each naming the file and the reason) and notes on how runs were
-split. `scoring.leaderboard` ranks what it returns.
+(`Skipped`, each naming the file and the reason), notes on how runs were
+split, and where the run directories were found (`Found`: run directories
+are found at any depth, e.g. `runs/study/<workload>/...`, see
+`records.find_run_dirs`). `scoring.leaderboard` ranks what it returns.
+
+Whose failure. A run that recorded a time to target counts with that time
+whatever happened after it (see `scores.run_score`). Otherwise only the
+optimizer's own failures are scored, as infinite: diverged, budget
+exhausted, interrupted before the target, and an error inside the
+submission's update (`summary.error_kind` submission; an error of a record
+without an error kind counts so too). An error of the set-up (before the
+first update: missing data, bad flags, a submission that does not load) or
+of the harness (evaluation, probe, checkpoint) says nothing about the
+optimizer: such a run is skipped, with the error, not counted as failed.
 
 Names. A submission is identified by (name, baseline, source SHA-256), so a
 user's file `adam.py` is never pooled with the baseline `adam`: a baseline
@@ -21,21 +33,23 @@ Each split is listed in `Leaderboard.notes`.
 
 Duplicates. Two copies of one trial (same workload, submission, study and
 trial, e.g. in two experiment directories) keep one, chosen by: a finished
-run over one that has not finished, over a set-up error (status error at
-step 0) or records that contradict themselves; then the later `start_time`;
-then the first path in sorted order. The choice never depends on the order
-of the experiment directories; every copy dropped is listed.
+run over one that has not finished, over a harness error, over a set-up
+error (or an error at step 0 without an error kind) or records that
+contradict themselves; then the later `start_time`; then the first path in
+sorted order. The choice never depends on the order of the experiment
+directories; every copy dropped is listed.
 
 Bad input never stops the build. Skipped, each with the file and the reason
 (`Skipped`, logged with `absl.logging.warning`): a run directory whose
 meta.json or summary.json is unusable; a missing experiment directory (all of
 them missing is an error); a run still running (no summary.json, its lock
 held: "running at step N") or killed (no summary.json, no live holder:
-"killed at step N"); a run whose summary.json disagrees with metrics.jsonl
-(see `scores.run_score`); a dropped duplicate. A truncated or corrupt JSONL
-line is skipped while the rest of the run is used. A run that has not
-finished is left out rather than counted as a failed trial, because it may
-still be resumed and reach the target.
+"killed at step N"); a set-up or harness error (above); a run whose
+summary.json disagrees with metrics.jsonl (see `scores.run_score`); a
+dropped duplicate. A truncated or corrupt JSONL line is skipped while the
+rest of the run is used. A run that has not finished is left out rather
+than counted as a failed trial, because it may still be resumed and reach
+the target.
 """
 
 
@@ -45,22 +59,18 @@ import collections
 import dataclasses
 import datetime
 import enum
-import hashlib
-import json
 import math
 import os
 import pathlib
-from typing import Any, Hashable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Iterable, Sequence
 
 from absl import logging
 
 from harness import records
 from scoring import aeos
 from scoring import curves
+from scoring import run_names
 from scoring import scores
-
-_K = TypeVar('_K', bound=Hashable)
-
 
 class SkipKind(str, enum.Enum):
   """Why a run, or a part of one, was left out."""
@@ -72,6 +82,8 @@ class SkipKind(str, enum.Enum):
   DUPLICATE = 'duplicate'  # Another copy of the same trial was kept.
   INCONSISTENT = 'inconsistent'  # summary.json contradicts metrics.jsonl.
   PART = 'part'  # A line or a file; the rest of the run is used.
+  SETUP_ERROR = 'set-up error'  # Failed before the first update.
+  HARNESS_ERROR = 'harness error'  # Evaluation, probe or checkpoint failed.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,151 +167,6 @@ def _entry(record: records.RunRecord, workload: str,
       host=str(record.meta.host.get('hostname', '')))
 
 
-# ---- Names: identities and splits ----
-
-
-def _canonical(value: Any) -> str:
-  return json.dumps(value, sort_keys=True, default=str)
-
-
-def _flat(value: Any, prefix: str = '') -> dict[str, str]:
-  """Nested JSON data as {dotted key: canonical JSON of the leaf}."""
-  if isinstance(value, dict) and value:
-    out = {}
-    for key, item in value.items():
-      out.update(_flat(item, f'{prefix}{key}.'))
-    return out
-  return {prefix.rstrip('.'): _canonical(value)}
-
-
-def _difference(variant: Mapping[str, str], plain: Mapping[str, str]) -> str:
-  """`key=value, ...` where `variant` differs from `plain`, shortened."""
-  keys = sorted(k for k in variant.keys() | plain.keys()
-                if variant.get(k) != plain.get(k))
-  parts = [f'{k}={variant.get(k, "absent")[:24]}' for k in keys]
-  text = ', '.join(parts)
-  return text if len(text) <= 72 else text[:71] + '…'
-
-
-def _unique(labels: dict[_K, str]) -> dict[_K, str]:
-  """`labels` with a short hash of the key added where two coincide."""
-  counts = collections.Counter(labels.values())
-  return {k: label if counts[label] == 1 else
-          f'{label} #{hashlib.sha256(repr(k).encode()).hexdigest()[:6]}'
-          for k, label in labels.items()}
-
-
-def _split(base: str, variants: Sequence[tuple[str, dict[str, str], bool]]
-           ) -> dict[str, str]:
-  """A label per variant key of one name.
-
-  Args:
-    base: the name.
-    variants: (key, flattened settings, preferred) per run.
-
-  Returns:
-    key -> label: the preferred (else the most common, else the first)
-    variant keeps `base`; the others are `base [what differs]`.
-  """
-  counts = collections.Counter(key for key, _, _ in variants)
-  flat = {key: settings for key, settings, _ in variants}
-  preferred = {key for key, _, chosen in variants if chosen}
-  if len(flat) == 1:
-    return {key: base for key in flat}
-  plain = min(flat, key=lambda k: (k not in preferred, -counts[k], k))
-  return _unique({k: base if k == plain else
-                  f'{base} [{_difference(flat[k], flat[plain])}]'
-                  for k in flat})
-
-
-def _split_note(what: str, labels: Mapping[str, str],
-                counts: Mapping[str, int]) -> str:
-  shown = '; '.join(f'{labels[k]!r} ({counts[k]} runs)'
-                    for k in sorted(labels, key=labels.get))
-  return f'{what} are ranked apart: {shown}.'
-
-
-def _data_source(meta: records.Meta) -> Any:
-  data = meta.config.get('data')
-  return data.get('source') if isinstance(data, dict) else None
-
-
-def _workload_labels(runs: Sequence[records.RunRecord]
-                     ) -> tuple[list[str], list[str]]:
-  """Each run's workload name, split where settings differ; and notes."""
-  keys = [_canonical([r.meta.workload.to_json(), _data_source(r.meta)])
-          for r in runs]
-  by_name: dict[str, list[int]] = collections.defaultdict(list)
-  for i, run in enumerate(runs):
-    by_name[run.workload].append(i)
-  names, notes = [''] * len(runs), []
-  for name in sorted(by_name):
-    members = by_name[name]
-    labels = _split(name, [
-        (keys[i], _flat({**runs[i].meta.workload.to_json(),
-                         'data.source': _data_source(runs[i].meta)}), False)
-        for i in members])
-    for i in members:
-      names[i] = labels[keys[i]]
-    if len(labels) > 1:
-      notes.append(_split_note(
-          f'Runs of workload {name!r} with different settings', labels,
-          collections.Counter(keys[i] for i in members)))
-  return names, notes
-
-
-def _identity(meta: records.Meta) -> tuple[str, bool, str]:
-  facts = meta.submission
-  return facts.name, facts.baseline, facts.source_sha256
-
-
-def _identity_labels(identities: Iterable[tuple[str, bool, str]]
-                     ) -> tuple[dict[tuple[str, bool, str], str], list[str]]:
-  """A name per submission identity, and a note per name shared."""
-  by_name = collections.defaultdict(list)
-  for identity in sorted(set(identities)):
-    by_name[identity[0]].append(identity)
-  labels, notes = {}, []
-  for name, identities_of_name in by_name.items():
-    baselines = sum(baseline for _, baseline, _ in identities_of_name)
-    for identity in identities_of_name:
-      _, baseline, sha = identity
-      labels[identity] = name if baseline and baselines == 1 else (
-          f'{name} ({"baseline" if baseline else "file"} {sha[:8] or "?"})')
-    if len(identities_of_name) > 1:
-      notes.append(
-          f'{len(identities_of_name)} different submissions are named '
-          f'{name!r} (a baseline and files, or versions of their code, told '
-          'apart by source SHA-256); they are ranked apart: ' +
-          ', '.join(repr(labels[i]) for i in identities_of_name) + '.')
-  return _unique(labels), notes
-
-
-def _names(runs: Sequence[records.RunRecord]
-           ) -> tuple[list[tuple[str, str]], list[str]]:
-  """(workload, submission) names per run, and notes on every split."""
-  workloads, notes = _workload_labels(runs)
-  identity_labels, identity_notes = _identity_labels(
-      _identity(r.meta) for r in runs)
-  by_cell: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
-  for i, run in enumerate(runs):
-    by_cell[(workloads[i], identity_labels[_identity(run.meta)])].append(i)
-  submissions = [''] * len(runs)
-  for (workload, base), members in sorted(by_cell.items()):
-    keys = {i: _canonical(runs[i].meta.regime.to_json()) for i in members}
-    labels = _split(base, [
-        (keys[i], _flat(runs[i].meta.regime.to_json()),
-         runs[i].meta.regime == runs[i].meta.workload.default_regime)
-        for i in members])
-    for i in members:
-      submissions[i] = labels[keys[i]]
-    if len(labels) > 1:
-      notes.append(_split_note(
-          f'Runs of {base!r} on {workload!r} with different batch regimes',
-          labels, collections.Counter(keys.values())))
-  return list(zip(workloads, submissions)), identity_notes + notes
-
-
 # ---- Choosing the runs that count ----
 
 
@@ -320,14 +187,13 @@ class _Candidate:
 
   @property
   def tier(self) -> int:
-    """Precedence among copies of a trial: 2 finished, 1 not finished, 0 a
-    set-up error or records that contradict themselves."""
-    summary = self.record.summary
-    if self.entry is None:
-      return 1 if summary is None else 0
-    setup_error = (summary.status is records.Status.ERROR and
-                   summary.final_step == 0)
-    return 0 if setup_error else 2
+    """Precedence among copies of a trial (see `_TIERS`)."""
+    if self.entry is not None:
+      summary = self.record.summary
+      early_error = (summary.status is records.Status.ERROR and
+                     summary.final_step == 0)
+      return 0 if early_error else 3
+    return _PROBLEM_TIERS.get(self.problem[1], 2)
 
   @property
   def started(self) -> float:
@@ -341,8 +207,37 @@ class _Candidate:
       return -math.inf
 
 
-_TIERS = {2: 'a finished run', 1: 'a run that has not finished',
-          0: 'a set-up error or inconsistent records'}
+_TIERS = {3: 'a finished run', 2: 'a run that has not finished',
+          1: 'a harness error', 0: 'a set-up error or inconsistent records'}
+# Runs left out for what they recorded; any other problem (running, killed,
+# an unusable summary) is a run that has not finished.
+_PROBLEM_TIERS = {SkipKind.HARNESS_ERROR: 1, SkipKind.SETUP_ERROR: 0,
+                  SkipKind.INCONSISTENT: 0}
+_NOT_THE_OPTIMIZERS = {
+    records.ErrorKind.SETUP: (
+        SkipKind.SETUP_ERROR, 'set-up error before the first update'),
+    records.ErrorKind.HARNESS: (
+        SkipKind.HARNESS_ERROR,
+        "harness error (evaluation, probe or checkpoint), not the "
+        "optimizer's"),
+}
+
+
+def _not_the_optimizers(record: records.RunRecord, entry: RunEntry
+                        ) -> tuple[str, SkipKind] | None:
+  """Why an error run is skipped rather than failed; None when it counts.
+
+  A run that recorded a time to target counts whatever came after.
+  """
+  summary = record.summary
+  if (entry.status is not records.Status.ERROR or
+      math.isfinite(entry.time_to_target_s) or
+      summary.error_kind not in _NOT_THE_OPTIMIZERS):
+    return None
+  kind, whose = _NOT_THE_OPTIMIZERS[summary.error_kind]
+  error = summary.error or 'no error message recorded'
+  return (f'{whose}: {error} ({record.path / records.SUMMARY_FILE}, step '
+          f'{summary.final_step})', kind)
 
 
 def _unfinished(record: records.RunRecord) -> tuple[str, SkipKind]:
@@ -375,6 +270,9 @@ def _candidate(record: records.RunRecord, workload: str,
                  f'the first: {record.warnings[0]}')
     return _Candidate(record, workload, submission, None,
                       (reason, SkipKind.INCONSISTENT))
+  skip = _not_the_optimizers(record, entry)
+  if skip is not None:
+    return _Candidate(record, workload, submission, None, skip)
   return _Candidate(record, workload, submission, entry, None)
 
 
@@ -407,9 +305,35 @@ def _deduplicate(candidates: Iterable[_Candidate], skipped: list[Skipped]
   return kept
 
 
+@dataclasses.dataclass(frozen=True)
+class Found:
+  """Run directories found in one folder of an experiment directory.
+
+  Attributes:
+    experiment_dir: the experiment directory as given.
+    folder: the folder holding `<workload>/<submission>/study_S/trial_T/`,
+      relative to `experiment_dir` ('.' for the directory itself).
+    runs: run directories found there, scored or skipped.
+  """
+
+  experiment_dir: str
+  folder: str
+  runs: int
+
+
+def _folder(path: pathlib.Path, experiment_dir: pathlib.Path) -> str:
+  """The folder above a run's `<workload>/`, relative to the experiment
+  directory (a run directory not laid out so: its parent)."""
+  depth = len(path.relative_to(experiment_dir).parts)
+  holder = path.parents[3] if depth >= 4 else path.parent
+  return holder.relative_to(experiment_dir).as_posix() or '.'
+
+
 def _read_all(experiment_dirs: Sequence[str | os.PathLike],
-              skipped: list[Skipped]) -> list[records.RunRecord]:
-  """Every readable run, each directory once; the rest skipped."""
+              skipped: list[Skipped]
+              ) -> tuple[list[records.RunRecord], list[Found]]:
+  """Every readable run, each directory once, and where they were found;
+  the rest skipped."""
   missing = [d for d in experiment_dirs if not pathlib.Path(d).is_dir()]
   if experiment_dirs and len(missing) == len(experiment_dirs):
     raise FileNotFoundError(
@@ -417,18 +341,22 @@ def _read_all(experiment_dirs: Sequence[str | os.PathLike],
   for directory in missing:
     _skipped(skipped, directory, f'{directory}: experiment directory not '
              'found', SkipKind.MISSING)
-  runs, seen = [], set()
+  runs, seen, found = [], set(), []
   for directory in experiment_dirs:
+    folders: collections.Counter[str] = collections.Counter()
     for path in records.find_run_dirs(directory):
       real = os.path.realpath(path)
       if real in seen:
         continue  # The same directory given twice.
       seen.add(real)
+      folders[_folder(path, pathlib.Path(directory))] += 1
       try:
         runs.append(records.read_run(path))
       except records.RecordError as e:
         _skipped(skipped, path, str(e), SkipKind.UNREADABLE)
-  return runs
+    found += [Found(str(directory), folder, n)
+              for folder, n in sorted(folders.items())]
+  return runs, found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -439,11 +367,14 @@ class LoadedRuns:
     runs: (entry, meta) per scored run, by path.
     skipped: what was left out, by path.
     notes: the splits made (see the module docstring).
+    found: where run directories were found, by experiment directory and
+      folder.
   """
 
   runs: tuple[tuple[RunEntry, records.Meta], ...]
   skipped: tuple[Skipped, ...]
   notes: tuple[str, ...]
+  found: tuple[Found, ...] = ()
 
 
 def load_runs(experiment_dirs: Sequence[str | os.PathLike]) -> LoadedRuns:
@@ -451,7 +382,7 @@ def load_runs(experiment_dirs: Sequence[str | os.PathLike]) -> LoadedRuns:
 
   Args:
     experiment_dirs: directories holding `<workload>/<submission>/study_S/
-      trial_T/` run directories.
+      trial_T/` run directories, at any depth.
 
   Returns:
     The scored runs and what was skipped; neither depends on the order of
@@ -461,8 +392,8 @@ def load_runs(experiment_dirs: Sequence[str | os.PathLike]) -> LoadedRuns:
     FileNotFoundError: none of the experiment directories exists.
   """
   skipped: list[Skipped] = []
-  runs = _read_all(experiment_dirs, skipped)
-  names, notes = _names(runs)
+  runs, found = _read_all(experiment_dirs, skipped)
+  names, notes = run_names.names(runs)
   kept = _deduplicate((_candidate(r, *n) for r, n in zip(runs, names)),
                       skipped)
   loaded = []
@@ -476,4 +407,5 @@ def load_runs(experiment_dirs: Sequence[str | os.PathLike]) -> LoadedRuns:
   return LoadedRuns(
       runs=tuple(sorted(loaded, key=lambda item: item[0].path)),
       skipped=tuple(sorted(skipped, key=lambda s: (s.path, s.reason))),
-      notes=tuple(notes))
+      notes=tuple(notes),
+      found=tuple(sorted(found, key=lambda f: (f.experiment_dir, f.folder))))

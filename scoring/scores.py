@@ -8,8 +8,14 @@ algorithmic-efficiency, `docs/DOCUMENTATION.md` "Scoring" and
   evaluation) of the first evaluation that reached the validation target, as
   the runner records it in `summary.json`, and only when metrics.jsonl's
   first evaluation with `target_reached` shows the same time and step (a run
-  whose records disagree is not scored). A run that diverged, errored, was
-  interrupted, ran out of budget or has not finished has t = inf.
+  whose records disagree is not scored). A time to target, once recorded,
+  counts whatever the run's final status: a run interrupted, diverged, out of
+  budget or in error after the target (training on with
+  `--keep_training_past_target`) scores its time. A run without a recorded
+  time (diverged, out of budget, interrupted before the target, an error in
+  the submission's update, or not finished) has t = inf. (Which errors are
+  the optimizer's and which are skipped as the set-up's or the harness's is
+  `scoring.run_set`'s.)
 * Within a study, the study's time is the fastest (minimum) time over its
   trials; the per-workload time of a submission is the median over studies,
   t_{s,w} = median_j min_i t_{i,j}. Infinite times take part in the median
@@ -120,41 +126,53 @@ def check_target_claims(record: RunRecord) -> EvalRecord | None:
   return first
 
 
+def _recorded_target(record: RunRecord, first: EvalRecord | None
+                     ) -> tuple[float | None, int | None]:
+  """(time, steps) to target as recorded; None where not recorded.
+
+  summary.json gives them; a run whose status is reached_target but whose
+  summary lacks them takes them from the first evaluation with
+  target_reached.
+  """
+  summary = record.summary
+  if summary is None:
+    return None, None
+  time_s, steps = summary.time_to_target_s, summary.steps_to_target
+  if summary.status is Status.REACHED_TARGET and first is not None:
+    time_s = first.submission_time_s if time_s is None else time_s
+    steps = first.step if steps is None else steps
+  return time_s, steps
+
+
 def run_score(record: RunRecord) -> RunScore:
   """Time and steps to target of one run.
 
   The time comes from `summary.json`, checked against metrics.jsonl by
-  `check_target_claims`; when a run that reached the target lacks
-  `time_to_target_s`, the first evaluation in metrics.jsonl with
-  `target_reached` supplies it.
+  `check_target_claims`, whatever the run's status; when a run that reached
+  the target lacks `time_to_target_s`, the first evaluation in metrics.jsonl
+  with `target_reached` supplies it.
 
   Args:
     record: a run as read by `harness.records.read_run`.
 
   Returns:
-    The run's score; infinite time unless the status is reached_target.
+    The run's score; infinite time unless a time to target was recorded.
 
   Raises:
     RecordError: the run says it reached the target but no record gives a
       finite, non-negative time, or summary.json and metrics.jsonl disagree.
   """
   status = record.status
-  first = check_target_claims(record)
-  time_s, steps = math.inf, None
-  if status is Status.REACHED_TARGET:
-    time_s = record.summary.time_to_target_s
-    steps = record.summary.steps_to_target
-    if time_s is None and first is not None:
-      time_s = first.submission_time_s
-    if steps is None and first is not None:
-      steps = first.step
-    if finite(time_s) is None or time_s < 0 or (steps is not None and
-                                                 steps < 0):
-      raise RecordError(
-          f'{record.path}/summary.json: status reached_target but '
-          f'time_to_target_s is {time_s!r} and steps_to_target {steps!r}; '
-          'expected a finite time >= 0 (from summary.json or the first '
-          'evaluation with target_reached in metrics.jsonl)')
+  time_s, steps = _recorded_target(record, check_target_claims(record))
+  if time_s is None and status is not Status.REACHED_TARGET:
+    time_s, steps = math.inf, None
+  elif finite(time_s) is None or time_s < 0 or (steps is not None and
+                                                steps < 0):
+    raise RecordError(
+        f'{record.path}/summary.json: status {status.value} but '
+        f'time_to_target_s is {time_s!r} and steps_to_target {steps!r}; '
+        'expected a finite time >= 0 (from summary.json or the first '
+        'evaluation with target_reached in metrics.jsonl)')
   return RunScore(
       workload=record.workload, submission=record.submission,
       study=record.study, trial=record.trial, status=status,

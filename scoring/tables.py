@@ -12,6 +12,7 @@ import functools
 import math
 from typing import Any, Sequence
 
+from scoring import aeos
 from scoring import leaderboard as leaderboard_lib
 
 MISSING = '—'
@@ -30,6 +31,8 @@ class Table:
     caption: a short explanation shown under the title.
     run_paths: per row, the run directory the row shows (its per-run page
       is linked from the row), or None; empty for tables of no one run.
+    column_notes: one line per column that needs it, `column: what it
+      means`, shown under the caption.
   """
 
   title: str
@@ -38,6 +41,7 @@ class Table:
   warning: str | None = None
   caption: str | None = None
   run_paths: tuple[str | None, ...] = ()
+  column_notes: tuple[str, ...] = ()
 
 
 def number(value: Any, digits: int = 3) -> str:
@@ -65,6 +69,31 @@ def steps(value: float) -> str:
   return str(int(round(value))) if math.isfinite(value) else MISSING
 
 
+def _ratio(value: float) -> str:
+  return number(value) if math.isfinite(value) else MISSING
+
+
+def span(values: Sequence[float], unit: str = '', digits: int = 4) -> str:
+  """`lo–hi unit` of the finite values (one number when they agree).
+
+  Args:
+    values: the values; inf stands for a run that did not reach the target.
+    unit: appended after the numbers, e.g. ' s'.
+    digits: significant digits.
+
+  Returns:
+    The span, with `(k/n reached)` when some did not; MISSING when none did.
+  """
+  reached = sorted(v for v in values if math.isfinite(v))
+  if not reached:
+    return MISSING if not values else NOT_REACHED
+  lo, hi = (f'{v:.{digits}g}' for v in (reached[0], reached[-1]))
+  text = (lo if lo == hi else f'{lo}–{hi}') + unit
+  if len(reached) < len(values):
+    text += f' ({len(reached)}/{len(values)} reached)'
+  return text
+
+
 def mixed_warning(group: leaderboard_lib.RankingGroup) -> str | None:
   if not group.mixed:
     return None
@@ -88,54 +117,160 @@ def ranking_table(group: leaderboard_lib.RankingGroup, tau_max: float) -> Table:
                f'{", ".join(group.device_kinds)}.'))
 
 
+def _cells(group: leaderboard_lib.RankingGroup
+           ) -> list[leaderboard_lib.Cell]:
+  return [group.cell(w.name, s) for w in group.workloads
+          for s in group.submissions]
+
+
+NO_RUN = 'no run'
+
+
+def _time_row(cell: leaderboard_lib.Cell) -> tuple[str, ...]:
+  if not cell.num_runs:
+    return (cell.workload, cell.submission, NO_RUN, MISSING, MISSING,
+            MISSING, MISSING)
+  reached = sum(math.isfinite(t) for t in cell.trial_times)
+  return (cell.workload, cell.submission, seconds(cell.time_s),
+          _ratio(cell.ratio), span(cell.study_times, ' s'),
+          f'{reached}/{len(cell.trial_times)}',
+          span([t for t in cell.trial_times if math.isfinite(t)], ' s'))
+
+
 def time_table(group: leaderboard_lib.RankingGroup) -> Table:
-  """Per-workload time to target (median over studies of the fastest)."""
-  rows = []
-  for workload in group.workloads:
-    for submission in group.submissions:
-      cell = group.cell(workload.name, submission)
-      ratio = number(cell.ratio) if math.isfinite(cell.ratio) else MISSING
-      rows.append((
-          workload.name, submission, seconds(cell.time_s), steps(cell.steps),
-          ratio, ', '.join(seconds(t) for t in cell.study_times) or MISSING,
-          str(cell.num_runs)))
+  """Per-workload time to target (median over studies of the fastest), with
+  its spread over studies and trials."""
+  cells = _cells(group)
   return Table(
       title=f'Time to target — {group.name}',
-      columns=('workload', 'submission', 'time to target', 'steps',
-               'ratio to best', 'fastest per study', 'runs'),
-      rows=tuple(rows), warning=mixed_warning(group),
+      columns=('workload', 'submission', 'time to target', 'ratio to best',
+               'studies: fastest, min–max', 'trials reached',
+               'trials: min–max'),
+      rows=tuple(_time_row(c) for c in cells), warning=mixed_warning(group),
       caption=('Submission time to the validation target: the fastest trial '
                'of each study, median over studies; failed runs count as '
-               'infinite.'))
+               'infinite. Times on a shared machine are noisy: read them '
+               'with their spread.'),
+      run_paths=tuple(c.representative for c in cells),
+      column_notes=(
+          f'time to target: median over studies of each study\'s fastest '
+          f'trial ("{NO_RUN}": the submission has no run on the workload).',
+          'ratio to best: time / the fastest submission\'s time on the '
+          'workload.',
+          'studies: fastest, min–max: the spread of the studies\' fastest '
+          'times, with how many studies reached the target when not all.',
+          'trials reached: trials that reached the target / trials, over '
+          'all studies.',
+          'trials: min–max: the spread of those trials\' times.'))
+
+
+def _steps_row(cell: leaderboard_lib.Cell) -> tuple[str, ...]:
+  if not cell.num_runs:
+    return (cell.workload, cell.submission, NO_RUN, MISSING, MISSING)
+  return (cell.workload, cell.submission,
+          steps(cell.steps) if math.isfinite(cell.steps) else NOT_REACHED,
+          _ratio(cell.steps_ratio), span(cell.study_steps, digits=6))
+
+
+def steps_table(group: leaderboard_lib.RankingGroup) -> Table:
+  """Per-workload steps to target: the view that machine noise leaves be."""
+  cells = _cells(group)
+  return Table(
+      title=f'Steps to target — {group.name}',
+      columns=('workload', 'submission', 'steps to target',
+               'ratio to fewest', 'studies: steps, min–max'),
+      rows=tuple(_steps_row(c) for c in cells), warning=mixed_warning(group),
+      caption=('Steps to the validation target, aggregated like the time '
+               '(median over studies of the fastest trial\'s steps). Steps '
+               'do not depend on the machine\'s load; the score uses time.'),
+      run_paths=tuple(c.representative for c in cells),
+      column_notes=(
+          'ratio to fewest: steps / the fewest steps of any submission on '
+          'the workload.',
+          'studies: steps, min–max: the spread of the steps of the studies\' '
+          'fastest trials.'))
+
+
+THRESHOLD_UNKNOWN = 'threshold unknown'
+ONSET_NOT_REACHED = 'not reached'
+
+
+def _ratio_cell(stats: aeos.AeosStats, value: str) -> str:
+  """A ratio statistic's text; says when the threshold was unknown."""
+  if value == MISSING and stats.threshold_unknown:
+    return THRESHOLD_UNKNOWN
+  return value
+
+
+def _onset(stats: aeos.AeosStats) -> str:
+  if stats.onset_step is not None:
+    return str(stats.onset_step)
+  return ONSET_NOT_REACHED if stats.num_probes else _ratio_cell(stats,
+                                                                 MISSING)
+
+
+def _probes(stats: aeos.AeosStats) -> str:
+  if stats.onset_step is None:
+    return str(stats.num_probes)
+  return f'{stats.num_probes} ({stats.num_probes_from_onset})'
+
+
+def _at_solution(value: float | None, stats: aeos.AeosStats) -> str:
+  if value is not None:
+    return number(value)
+  return stats.solution_missing or MISSING
+
+
+def _aeos_row(cell: leaderboard_lib.Cell) -> tuple[str, ...]:
+  a = cell.aeos
+  ratio = functools.partial(_ratio_cell, a)
+  return (
+      cell.workload, cell.submission, _probes(a), _onset(a),
+      ratio(number(a.ratio_median)), ratio(number(a.ratio_iqr)),
+      ratio(percent(a.fraction_in_band)), ratio(number(a.ratio_peak)),
+      ratio(number(a.sharpness_growth)), number(a.solution_step),
+      _at_solution(a.sharpness_at_solution, a),
+      number(a.preconditioned_sharpness_at_solution))
+
+
+AEOS_COLUMN_NOTES = (
+    'probes (from onset): usable probes (a finite threshold ratio), and in '
+    'parentheses those from the onset on, behind the median, IQR and band.',
+    f'onset step: the first probe with ratio ≥ {aeos.ONSET_RATIO:g} '
+    f'("{ONSET_NOT_REACHED}": no probe came that close).',
+    'median ratio, IQR: the median and interquartile range of the ratio '
+    'from the onset on.',
+    f'within ±{100 * aeos.BAND:.0f}%: the fraction of those probes with '
+    f'|ratio − 1| ≤ {aeos.BAND:g}.',
+    'peak ratio: the largest ratio over all usable probes, also for runs '
+    'that never reached the onset (how close they came).',
+    'sharpness growth: λ1(H) at the last probe / λ1(H) at the onset.',
+    'solution step: the first step whose train loss fell below the '
+    'workload\'s train-loss threshold.',
+    'λ1(H) at solution: the sharpness there; when missing, the cell says '
+    'why.',
+    'λ1(P⁻¹H) at solution: the preconditioned sharpness there (— without a '
+    'preconditioner or when λ1(H) at solution is missing).',
+    f'"{THRESHOLD_UNKNOWN}": the probes could not give a stability '
+    'threshold for the method, so there is no ratio.')
 
 
 def aeos_table(group: leaderboard_lib.RankingGroup) -> Table:
   """AEoS statistics of each cell's representative run."""
-  rows = []
-  for workload in group.workloads:
-    for submission in group.submissions:
-      cell = group.cell(workload.name, submission)
-      a = cell.aeos
-      if a is None:
-        continue
-      rows.append((
-          workload.name, submission, str(a.num_probes),
-          number(a.onset_step), number(a.ratio_median),
-          number(a.ratio_iqr), percent(a.fraction_in_band),
-          number(a.sharpness_growth), number(a.solution_step),
-          number(a.sharpness_at_solution),
-          number(a.preconditioned_sharpness_at_solution)))
+  cells = [c for c in _cells(group) if c.aeos is not None]
   return Table(
       title=f'Adaptive edge of stability — {group.name}',
-      columns=('workload', 'submission', 'probes', 'onset step',
-               'median ratio', 'IQR', 'within ±15%', 'sharpness growth',
-               'solution step', 'λ1(H) at solution', 'λ1(P⁻¹H) at solution'),
-      rows=tuple(rows), warning=mixed_warning(group),
+      columns=('workload', 'submission', 'probes (from onset)', 'onset step',
+               'median ratio', 'IQR', f'within ±{100 * aeos.BAND:.0f}%',
+               'peak ratio', 'sharpness growth', 'solution step',
+               'λ1(H) at solution', 'λ1(P⁻¹H) at solution'),
+      rows=tuple(_aeos_row(c) for c in cells), warning=mixed_warning(group),
       caption=('Ratio = preconditioned sharpness / stability threshold '
-               '(raw sharpness for methods without a preconditioner), from '
-               'the onset (first ratio ≥ 0.9) on. Sharpness growth = λ1(H) at '
-               'the last probe / λ1(H) at onset. Representative run: the one '
-               'that sets the median time.'))
+               '(raw sharpness for methods without a preconditioner). '
+               'Representative run of each cell: the one that sets the '
+               'median time (else the one with the most probes).'),
+      run_paths=tuple(c.representative for c in cells),
+      column_notes=AEOS_COLUMN_NOTES)
 
 
 def workload_table(group: leaderboard_lib.RankingGroup) -> Table:
@@ -155,13 +290,30 @@ def runs_table(leaderboard: leaderboard_lib.Leaderboard) -> Table:
       (r.workload, r.submission, str(r.study), str(r.trial), r.device_kind,
        r.status.value, seconds(r.time_to_target_s),
        number(r.steps_to_target), number(r.aeos.onset_step),
-       number(r.aeos.ratio_median), number(r.aeos.sharpness_at_solution),
+       number(r.aeos.ratio_median), number(r.aeos.ratio_peak),
+       number(r.aeos.sharpness_at_solution),
        r.error or '') for r in leaderboard.runs)
   return Table(
       title='Runs',
       columns=('workload', 'submission', 'study', 'trial', 'device', 'status',
                'time to target', 'steps', 'onset step', 'median ratio',
-               'λ1(H) at solution', 'error'), rows=rows)
+               'peak ratio', 'λ1(H) at solution', 'error'), rows=rows,
+      caption=('Every scored run. A time to target, once recorded, counts '
+               'whatever the status the run ended with.'),
+      run_paths=tuple(r.path for r in leaderboard.runs))
+
+
+def found_table(leaderboard: leaderboard_lib.Leaderboard) -> Table:
+  """Where the run directories were found, per experiment directory."""
+  return Table(
+      title='Run directories found',
+      columns=('experiment directory', 'folder', 'run directories'),
+      rows=tuple((f.experiment_dir, f.folder, str(f.runs))
+                 for f in leaderboard.found),
+      caption=('Run directories (.../<workload>/<submission>/study_S/'
+               'trial_T) are found at any depth; folder: where each set of '
+               '<workload>/ directories sits, relative to the experiment '
+               'directory. Scored and skipped runs are counted alike.'))
 
 
 _SKIPPED = {
@@ -171,22 +323,26 @@ _SKIPPED = {
 
 
 def skipped_table(leaderboard: leaderboard_lib.Leaderboard) -> Table:
-  """What was left out: runs by why (running, killed, duplicate, ...), and
-  parts of runs that were still used."""
+  """What was left out: runs by why (running, killed, set-up error,
+  duplicate, ...), and parts of runs that were still used."""
   rows = tuple(
       (s.path, _SKIPPED.get(s.kind, f'whole run: {s.kind.value}'), s.reason)
       for s in leaderboard.skipped)
-  return Table(
-      title='Skipped', columns=('path', 'skipped', 'reason'), rows=rows,
-      caption=('Records that could not be used; the report was built from '
-               'the rest.' if rows else 'Nothing was skipped.'))
+  whole = sum(s.whole_run for s in leaderboard.skipped)
+  caption = (f'{whole} left out whole, {len(rows) - whole} parts of runs '
+             'left out (those runs still used); the report was built from '
+             'the rest. Set-up and harness errors are not the optimizer\'s '
+             'failures: they are listed here, not counted as failed.'
+             if rows else 'Nothing was skipped.')
+  return Table(title='Skipped', columns=('path', 'skipped', 'reason'),
+               rows=rows, caption=caption)
 
 
 def group_tables(group: leaderboard_lib.RankingGroup, tau_max: float
                  ) -> tuple[Table, ...]:
   """The tables of one ranking group, in reading order."""
-  return (ranking_table(group, tau_max), time_table(group), aeos_table(group),
-          workload_table(group))
+  return (ranking_table(group, tau_max), time_table(group),
+          steps_table(group), aeos_table(group), workload_table(group))
 
 
 _HARDWARE_POLICY = {
@@ -227,9 +383,52 @@ def _figures_of(figures: Sequence[Any], group: str, kind: str) -> list[Any]:
   return [f for f in figures if (f.group, f.kind) == (group, kind)]
 
 
+_MISSING_POLICY = {
+    leaderboard_lib.MissingRuns.FAIL: lambda group: (
+        "counted as failed there (--missing_runs=fail, AlgoPerf's rule; "
+        '--missing_runs=common ranks over the workloads every submission '
+        'has).'),
+    leaderboard_lib.MissingRuns.COMMON: lambda group: (
+        f'ranked over the {len(group.workloads)} workloads every submission '
+        f'has (--missing_runs=common); left out: '
+        f'{", ".join(group.left_out)}.'),
+}
+
+
+def missing_paragraph(group: leaderboard_lib.RankingGroup,
+                      policy: leaderboard_lib.MissingRuns) -> Paragraph | None:
+  """Names each submission without runs on a workload others ran."""
+  if not group.missing:
+    return None
+  cells = '; '.join(f'submission {s!r} has no run on workload {w!r}'
+                    for s, w in group.missing)
+  return Paragraph(f'Missing runs: {cells}; {_MISSING_POLICY[policy](group)}',
+                   warning=True)
+
+
+def _group_blocks(leaderboard: leaderboard_lib.Leaderboard,
+                  group: leaderboard_lib.RankingGroup,
+                  figures: Sequence[Any]) -> list[Any]:
+  """A group's section: its caveats, tables and figures."""
+  ranking, times, steps_view, aeos_view, workloads = group_tables(
+      group, leaderboard.tau_max)
+  shown = functools.partial(_figures_of, figures, group.name)
+  missing = missing_paragraph(group, leaderboard.missing_runs)
+  return [Heading(f'Hardware: {group.name}'),
+          *[Paragraph(w, warning=True) for w in group.warnings],
+          *([missing] if missing else []),
+          ranking, *shown('profile'), times, *shown('time'), steps_view,
+          *shown('curves'), aeos_view, *shown('aeos_ratio'),
+          *shown('sharpness'), *shown('solution'), workloads]
+
+
 def document(leaderboard: leaderboard_lib.Leaderboard, figures: Sequence[Any]
              ) -> tuple[Heading | Paragraph | Table | Any, ...]:
   """The report's blocks in reading order; Markdown and HTML lay them out.
+
+  Figures are placed by kind: profiles after the ranking, time bars after
+  the time table, training curves after the steps table, threshold ratios
+  and sharpness after the AEoS table.
 
   Args:
     leaderboard: the computed statistics.
@@ -246,16 +445,14 @@ def document(leaderboard: leaderboard_lib.Leaderboard, figures: Sequence[Any]
                 f'{_skipped_counts(leaderboard)}; '
                 f'{len(leaderboard.groups)} ranking group(s). '
                 + _HARDWARE_POLICY[leaderboard.allow_mixed_hardware])]
+  if leaderboard.found:
+    blocks.append(found_table(leaderboard))
   if not leaderboard.groups:
     blocks.append(Paragraph('No finished runs were found.', warning=True))
   if leaderboard.notes:
     blocks.append(Heading('Notes'))
     blocks += [Paragraph(note) for note in leaderboard.notes]
   for group in leaderboard.groups:
-    ranking, times, aeos, workloads = group_tables(group, leaderboard.tau_max)
-    shown = functools.partial(_figures_of, figures, group.name)
-    blocks += [Heading(f'Hardware: {group.name}'),
-               ranking, *shown('profile'), times, *shown('time'),
-               aeos, *shown('sharpness'), *shown('solution'), workloads]
+    blocks += _group_blocks(leaderboard, group, figures)
   blocks += [runs_table(leaderboard), skipped_table(leaderboard)]
   return tuple(blocks)

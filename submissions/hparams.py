@@ -26,20 +26,36 @@ class HparamsError(ValueError):
   """Malformed hyperparameters or search space."""
 
 
-def read_json_arg(value: str, what: str) -> Any:
-  """Parses `value` as inline JSON, or reads it as a JSON file's path."""
+_HPARAMS_EXAMPLE = '{"learning_rate": 0.001}'
+_SPACE_EXAMPLE = ('{"learning_rate": {"min": 1e-4, "max": 1e-2, '
+                  '"scaling": "log"}}')
+
+
+def read_json_arg(value: str, what: str,
+                  example: str = _HPARAMS_EXAMPLE) -> Any:
+  """Parses `value` as inline JSON, or reads it as a JSON file's path.
+
+  Raises:
+    HparamsError: one line saying what is wrong with `value` and, by
+      `example`, what the flag `what` takes instead.
+  """
   text = value.strip()
   source = 'inline JSON'
   if not text.startswith(('{', '[')):
     path = pathlib.Path(os.path.expanduser(text))
     if not path.is_file():
       raise HparamsError(
-          f'{what}: {value!r} is neither inline JSON nor an existing file')
-    text, source = path.read_text(), str(path)
+          f'{what}: {value!r} is neither inline JSON nor an existing file; '
+          f"give JSON such as '{example}' or the path of a .json file")
+    try:
+      text, source = path.read_text(), str(path)
+    except (OSError, UnicodeDecodeError) as e:
+      raise HparamsError(f'{what}: cannot read {path}: {e}') from None
   try:
     return json.loads(text)
   except json.JSONDecodeError as e:
-    raise HparamsError(f'{what}: {source} is not valid JSON: {e}') from None
+    raise HparamsError(f'{what}: {source} is not valid JSON ({e}); write '
+                       f"it like '{example}'") from None
 
 
 def load_hparams(value: str | None) -> dict[str, Any]:
@@ -49,7 +65,8 @@ def load_hparams(value: str | None) -> dict[str, Any]:
   hparams = read_json_arg(value, '--hparams')
   if not isinstance(hparams, dict):
     raise HparamsError(
-        f'--hparams must be a JSON object, got {type(hparams).__name__}')
+        f'--hparams must be a JSON object of names and values such as '
+        f"'{_HPARAMS_EXAMPLE}', got a JSON {type(hparams).__name__}")
   return hparams
 
 
@@ -146,14 +163,17 @@ class SearchSpace:
 
   @classmethod
   def from_json(cls, value: str | Any) -> SearchSpace:
-    spec = read_json_arg(value, '--search_space') if isinstance(
-        value, str) else value
+    spec = read_json_arg(value, '--search_space', _SPACE_EXAMPLE) if (
+        isinstance(value, str)) else value
     if isinstance(spec, list):
       if not spec or not all(isinstance(p, dict) for p in spec):
-        raise HparamsError('a search-space list must hold JSON objects')
+        raise HparamsError('a --search_space list must hold JSON objects, '
+                           'one point per trial')
       return cls(explicit_points=tuple(spec))
     if not isinstance(spec, dict) or not spec:
-      raise HparamsError('a search space is a non-empty JSON object or list')
+      raise HparamsError(
+          '--search_space must be a non-empty JSON object of ranges such as '
+          f"'{_SPACE_EXAMPLE}', or a list of points")
     return cls(dimensions={k: _dimension(k, v) for k, v in spec.items()})
 
   @property
@@ -178,7 +198,10 @@ class SearchSpace:
 
 def _dimension(name: str, spec: Any) -> Range | Choice:
   if not isinstance(spec, dict):
-    raise HparamsError(f'search space entry {name!r} must be an object')
+    raise HparamsError(
+        f'search space entry {name!r} must be an object: a range '
+        '{"min": a, "max": b, "scaling": "linear" | "log"} or '
+        '{"feasible_points": [...]}')
   if 'feasible_points' in spec:
     points = spec['feasible_points']
     if not isinstance(points, list) or not points:

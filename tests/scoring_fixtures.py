@@ -64,7 +64,8 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
               source_sha256: str | None = None,
               start_time: str = '2025-01-01T00:00:00',
               regime: records.Regime | None = None,
-              config: dict[str, Any] | None = None
+              config: dict[str, Any] | None = None,
+              reached: bool | None = None
               ) -> pathlib.Path:
   """Writes one run directory and returns its path.
 
@@ -88,6 +89,9 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
     start_time: meta.json start_time.
     regime: meta.json regime (default: the workload's default regime).
     config: meta.json config.
+    reached: the run reached the target (its last evaluation says so and
+      summary.json records the time); default: status reached_target. True
+      with another status is a run that ended so after the target.
 
   Returns:
     The run directory.
@@ -109,7 +113,7 @@ def write_run(root: pathlib.Path, workload: str, submission: str,
           process_count=1),
       versions={'jax': 'test'}, host={'hostname': 'test-host'},
       start_time=start_time, run_dir=str(path)))
-  reached = status == 'reached_target'
+  reached = status == 'reached_target' if reached is None else reached
   for row in _metrics(time_to_target_s, steps_to_target, reached):
     writer.append_eval(row)
   for probe_record in curvature:
@@ -129,6 +133,8 @@ def summary(**overrides: Any) -> records.Summary:
   """A summary.json of a run that ran out of budget, with `overrides`."""
   if 'status' in overrides:
     overrides['status'] = records.Status(overrides['status'])
+  if overrides.get('error_kind') is not None:
+    overrides['error_kind'] = records.ErrorKind(overrides['error_kind'])
   return dataclasses.replace(records.Summary(
       status=records.Status.BUDGET_EXHAUSTED, time_to_target_s=None,
       steps_to_target=None, target_metric='validation/accuracy',

@@ -92,7 +92,8 @@ def test_compare_reports(reports):
   assert set(times) == {'adam', 'gd'}
   assert times['gd'].time_a == pytest.approx(times['gd'].time_b, rel=0.5)
   out = subprocess.run(
-      [sys.executable, '-m', 'scoring.compare', str(root / 'report_a'),
-       str(root / 'report_b')], capture_output=True, text=True, timeout=120)
+      [sys.executable, '-m', 'scoring.compare',
+       f'--before={root / "report_a"}', f'--after={root / "report_b"}'],
+      capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr
   assert 'adam' in out.stdout and 'gd' in out.stdout

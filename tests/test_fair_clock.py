@@ -16,6 +16,7 @@ import pytest
 from harness import config as config_lib
 from harness import runner
 from submissions import loading
+from tests import submission_sources
 
 SHORT_FORM = '''
     import optax
@@ -59,14 +60,7 @@ ALGOPERF_FORM = '''
           batch, rng)
       return opt_state, params, model_state, {'loss': loss}
 
-    def get_batch_size(workload_name):
-      return None
-
-    def data_selection(workload, input_queue, optimizer_state,
-                       current_param_container, model_state, hyperparameters,
-                       global_step, rng):
-      return next(input_queue)
-    '''
+    ''' + submission_sources.NEXT_BATCH
 
 
 def _submission_file(tmp_path, name, text):

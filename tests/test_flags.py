@@ -25,7 +25,7 @@ RUN_FLAGS = {name: name for name in (
     'experiment_dir', 'study', 'trial', 'seed', 'max_steps', 'max_runtime_s',
     'eval_every', 'eval_resident_gb', 'full_batch', 'train_size',
     'batch_size', 'chunk_size', 'log_every', 'quiet', 'overwrite', 'resume',
-    'checkpoint_every', 'checkpoint_every_s')}
+    'checkpoint_every', 'checkpoint_every_s', 'tensorboard')}
 DATA_FLAGS = {'data_dir': 'data_dir', 'source': 'data_source'}
 CURVATURE_FLAGS = {
     'every': 'curvature_every',

@@ -486,7 +486,8 @@ def test_compare_command_says_one_line_and_exits_2(base, tmp_path, content,
   if content is not None:
     (bad / report_files.JSON_FILE).write_text(content)
   run = subprocess.run(
-      [sys.executable, '-m', 'scoring.compare', str(good), str(bad)],
+      [sys.executable, '-m', 'scoring.compare', f'--before={good}',
+       f'--after={bad}'],
       cwd=REPO, capture_output=True, text=True, timeout=120)
   assert run.returncode == 2, run.stderr
   lines = run.stderr.strip().splitlines()

@@ -22,6 +22,7 @@ from submissions import hparams as hparams_lib
 from submissions import loading
 import workloads
 from workloads import base
+from tests import submission_sources
 
 SMALL = dict(workload='fmnist_fc', train_size=100, chunk_size=100,
              quiet=True)
@@ -259,14 +260,7 @@ _ALGOPERF_FUNCTIONS = '''
                       optimizer_state, eval_results, global_step, rng):
       return optimizer_state, current_param_container, model_state
 
-    def get_batch_size(workload_name):
-      return None
-
-    def data_selection(workload, input_queue, optimizer_state,
-                       current_param_container, model_state, hyperparameters,
-                       global_step, rng):
-      return next(input_queue)
-    '''
+    ''' + submission_sources.NEXT_BATCH
 
 
 def test_an_initialisation_that_cannot_be_traced_is_not_refused(tmp_path):

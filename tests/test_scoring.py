@@ -33,6 +33,18 @@ def test_failed_runs_have_infinite_time(tmp_path, status):
   assert not score.reached
 
 
+@pytest.mark.parametrize('status', [
+    'diverged', 'error', 'interrupted', 'budget_exhausted'])
+def test_a_recorded_time_to_target_counts_whatever_the_status(tmp_path,
+                                                              status):
+  path = fx.write_run(tmp_path, 'w', 's', status=status, reached=True,
+                      time_to_target_s=12.0, steps_to_target=100,
+                      summary_overrides={'final_step': 150})
+  score = scores.run_score(records.read_run(path))
+  assert (score.time_to_target_s, score.steps_to_target) == (12.0, 100)
+  assert score.status is records.Status(status) and score.reached
+
+
 def test_unfinished_run_has_infinite_time_running_or_killed(tmp_path):
   path = fx.write_run(tmp_path, 'w', 's', finished=False)
   with records.RunLock(path) as lock:

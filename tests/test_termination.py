@@ -13,6 +13,7 @@ import time
 from harness import config as config_lib
 from harness import records
 from harness import runner
+from tests import submission_sources
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -168,14 +169,6 @@ _STOPS_AT_FIRST_EVALUATION = '''
           batch, rng)
       return opt_state, params, model_state, {'loss': loss}
 
-    def get_batch_size(workload_name):
-      return None
-
-    def data_selection(workload, input_queue, optimizer_state,
-                       current_param_container, model_state, hyperparameters,
-                       global_step, rng):
-      return next(input_queue)
-
     def prepare_for_eval(workload, current_param_container,
                          current_params_types, model_state, hyperparameters,
                          loss_type, optimizer_state, eval_results, global_step,
@@ -184,7 +177,7 @@ _STOPS_AT_FIRST_EVALUATION = '''
         MARK.touch()
         signal.raise_signal(signal.SIGTERM)
       return optimizer_state, current_param_container, model_state
-    '''
+    ''' + submission_sources.NEXT_BATCH
 
 
 def test_a_stop_before_the_first_step_resumes_from_step_zero(tmp_path):

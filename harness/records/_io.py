@@ -245,18 +245,60 @@ def read_run(path: str | os.PathLike) -> RunRecord:
       lock_holder=None if summary is not None else _holder(path))
 
 
-def find_run_dirs(experiment_dir: str | os.PathLike) -> Iterator[pathlib.Path]:
-  """Run directories under an experiment directory, in sorted order.
+def _is_run_dir(path: pathlib.Path) -> bool:
+  """A run directory holds meta.json, or is named trial_* under study_*.
 
-  Directories without a usable meta.json are yielded too: `read_run` says
-  what is wrong with them. An unreadable or missing experiment directory
-  yields nothing.
+  The name alone counts, so a run whose meta.json is missing or unreadable
+  is still found (and `read_run` says what is wrong with it).
   """
-  root = pathlib.Path(experiment_dir)
+  if path.name.startswith('trial_') and path.parent.name.startswith('study_'):
+    return True
+  meta = path / META_FILE
+  return meta.exists() or meta.is_symlink()
+
+
+def _subdirectories(directory: pathlib.Path) -> list[pathlib.Path]:
+  """Directories inside `directory`, sorted; symlinked ones only when they
+  are run directories (descending through links could loop)."""
   try:
-    paths = sorted(root.glob('*/*/study_*/trial_*'))
+    entries = sorted(directory.iterdir())
   except OSError:
-    return
-  for path in paths:
-    if path.is_dir():
-      yield path
+    return []
+  found = []
+  for entry in entries:
+    try:
+      if entry.is_dir() and (not entry.is_symlink() or _is_run_dir(entry)):
+        found.append(entry)
+    except OSError:
+      continue
+  return found
+
+
+def find_run_dirs(experiment_dir: str | os.PathLike) -> Iterator[pathlib.Path]:
+  """Run directories at any depth under an experiment directory, sorted.
+
+  A run directory (one holding meta.json, or named trial_* under study_*)
+  is never descended into, so nothing in it, its checkpoints/ included, is
+  taken for another run. Run directories without a usable meta.json are
+  yielded too: `read_run` says what is wrong with them. An unreadable or
+  missing experiment directory yields nothing; so does an experiment
+  directory that is itself a run directory (pass the directory above its
+  `<workload>/`).
+
+  Args:
+    experiment_dir: where to look, e.g. `runs` holding `runs/study/<workload>/
+      <submission>/study_S/trial_T/` or `runs/<workload>/...`.
+
+  Yields:
+    Run directories, in sorted order (by path components).
+  """
+  pending = [pathlib.Path(experiment_dir)]
+  found = []
+  while pending:
+    directory = pending.pop()
+    for child in _subdirectories(directory):
+      if _is_run_dir(child):
+        found.append(child)
+      else:
+        pending.append(child)
+  yield from sorted(found)

@@ -1,0 +1,19 @@
+"""`python -m <module> ...` in a subprocess, as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *args: str,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+  """Runs `python -m module args` from the project root; text output."""
+  return subprocess.run(
+      [sys.executable, '-m', module, *args], cwd=ROOT,
+      env={**os.environ, 'PYTHONPATH': str(ROOT)}, capture_output=True,
+      text=True, timeout=timeout)
