@@ -139,8 +139,14 @@ def _times(record: records.RunRecord) -> list[tuple[str, Any]]:
 
 def _data_source(record: records.RunRecord) -> list[tuple[str, Any]]:
   data = record.meta.config.get('data')
-  rows = (_flat(data) if isinstance(data, Mapping)
-          else [('data', 'not recorded in meta.json config')])
+  if not isinstance(data, Mapping):
+    return [('data', 'not recorded in meta.json config')] + _flat(
+        record.meta.workload.details, 'workload.')
+  # None is the workload's default: its bundled subset, or TFDS_DATA_DIR.
+  defaults = {'source': "the workload's default source",
+              'data_dir': 'default (TFDS_DATA_DIR, or bundled data)'}
+  rows = [(key, defaults.get(key.removeprefix('data.'), value)
+           if value is None else value) for key, value in _flat(data)]
   return rows + _flat(record.meta.workload.details, 'workload.')
 
 
