@@ -5,12 +5,20 @@ and updates parameters, and is paused, after `jax.block_until_ready`, for
 evaluation, curvature probes and checkpoints. JAX dispatch is asynchronous,
 so reading the clock without synchronising would leak training work into the
 untimed pauses; `pause` therefore always blocks on the arrays it is given.
-The first step (compilation and one execution) is timed apart by the runner.
+
+This clock measures the steady loop, the compile-free time. The runner times
+the run's first step (compilation and one execution) and each call of
+`prepare_for_eval` apart and adds them to it: that sum is the submission time
+AlgoPerf scores, whose rules count just-in-time compilation and
+`prepare_for_eval` in the training time. The first step after a resume
+compiles again but is not added: the run's compilation is counted once, as
+in a run never interrupted.
 
 The clock also counts the XLA compilations that happen while it runs: a fair
-run compiles every step function in its untimed first step, so any count
-above zero is compile time charged to the submission (an input whose
-sharding or dtype changes after step 0, a retrace on a Python value).
+run compiles every step function in its first step, so any count above zero
+is a compilation inside the steady loop (an input whose sharding or dtype
+changes after step 0, a retrace on a Python value), charged to the
+submission in both times.
 """
 
 from __future__ import annotations

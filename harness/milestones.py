@@ -1,10 +1,11 @@
 """What an evaluation means for a run: target, solution or divergence.
 
 A pure piece of the training loop, so that each rule has its own unit test:
-the first evaluation that reaches the validation target fixes the time and
-steps to target; the first whose train loss falls below the workload's
-threshold is the solution (where the sharpness at solution is measured); a
-non-finite train loss is divergence.
+the first evaluation that reaches the validation target fixes the times
+(AlgoPerf's and the compile-free one, see `harness.clock`) and steps to
+target; the first whose train loss falls below the workload's threshold is
+the solution (where the sharpness at solution is measured); a non-finite
+train loss is divergence.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ class Milestones:
   """What a run has reached so far.
 
   Attributes:
-    time_to_target_s: submission time at the first evaluation that reached
-      the target; None before.
+    time_to_target_s: submission time (AlgoPerf's, the one scored) at the
+      first evaluation that reached the target; None before.
+    time_to_target_compile_free_s: the compile-free time there; None before.
     steps_to_target: its step; None before.
     solution_step: the first evaluated step with train loss below the
       workload's threshold; None before.
   """
 
   time_to_target_s: float | None = None
+  time_to_target_compile_free_s: float | None = None
   steps_to_target: int | None = None
   solution_step: int | None = None
 
@@ -43,8 +46,8 @@ class Milestones:
     return self.steps_to_target is not None
 
   def after_evaluation(self, *, step: int, submission_time_s: float,
-                       train_loss: float, target_reached: bool,
-                       train_loss_threshold: float
+                       compile_free_time_s: float, train_loss: float,
+                       target_reached: bool, train_loss_threshold: float
                        ) -> tuple[Milestones, tuple[Event, ...]]:
     """The milestones after one evaluation, and the ones it newly reached.
 
@@ -55,8 +58,10 @@ class Milestones:
       return self, (Event.DIVERGED,)
     events, new = [], self
     if target_reached and not self.reached_target:
-      new = dataclasses.replace(new, time_to_target_s=submission_time_s,
-                                steps_to_target=step)
+      new = dataclasses.replace(
+          new, time_to_target_s=submission_time_s,
+          time_to_target_compile_free_s=compile_free_time_s,
+          steps_to_target=step)
       events.append(Event.TARGET)
     if train_loss < train_loss_threshold and self.solution_step is None:
       new = dataclasses.replace(new, solution_step=step)

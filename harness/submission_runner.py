@@ -6,6 +6,14 @@ Example::
       --submission=adam_nobc --hparams='{"learning_rate": 1e-3}' \
       --experiment_dir=runs --curvature_every=10
 
+AlgoPerf's command lines run too: `--submission_path` and
+`--tuning_search_space` are other names of `--submission` and
+`--search_space` (both names with different values is an error),
+`--experiment_name` joins `--experiment_dir` as in AlgoPerf, and
+`--tuning_ruleset=self` refuses hyperparameters. One run is one trial:
+`--trial=i` (from 0) is the run AlgoPerf calls `trial_{i+1}`, and
+`--num_tuning_trials`, when given, only bounds it.
+
 This module only parses flags; `harness.runner.train` does the work.
 
 Exit status:
@@ -28,6 +36,8 @@ A traceback without `--verbose` is a bug in the harness.
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 import sys
 
 from absl import app
@@ -52,16 +62,20 @@ _SUBMISSION = flags.DEFINE_string(
     'submission', None, 'Baseline name (e.g. adam_nobc) or path to a .py.')
 _HPARAMS = flags.DEFINE_string(
     'hparams', None, 'Inline JSON object or path to a JSON file; values '
-    'override the submission\'s DEFAULT_HPARAMS.')
+    'override the submission\'s DEFAULT_HPARAMS and --search_space\'s. A '
+    'search space (a list of points, or min/max and feasible_points '
+    'ranges) gives the point of --trial.')
 _SEARCH_SPACE = flags.DEFINE_string(
     'search_space', None, 'AlgoPerf-format search space (inline JSON or '
-    'file); the trial takes point --trial of study --study.')
+    'file): a list of points, one per trial, or min/max and feasible_points '
+    'ranges; the trial takes point --trial of study --study.')
 _EXPERIMENT_DIR = flags.DEFINE_string('experiment_dir', _RUN['experiment_dir'],
                                       'Root directory of run records.')
 _STUDY = flags.DEFINE_integer('study', _RUN['study'], 'Tuning study index.')
 _TRIAL = flags.DEFINE_integer(
     'trial', _RUN['trial'],
-    'Tuning trial index (e.g. $SLURM_ARRAY_TASK_ID).')
+    'Tuning trial index from 0 (e.g. $SLURM_ARRAY_TASK_ID): point i of a '
+    'list of points; AlgoPerf numbers the same run trial_{i+1}.')
 _SEED = flags.DEFINE_integer('seed', _RUN['seed'], 'Random seed.')
 _MAX_STEPS = flags.DEFINE_integer('max_steps', _RUN['max_steps'],
                                   'Step budget (default: the workload\'s).')
@@ -143,13 +157,78 @@ _DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False,
     'Call jax.distributed.initialize() to join a multi-host run.')
 
+# AlgoPerf's names for flags of ours that mean the same, so its command
+# lines run as they are; each is the same flag under a second name.
+_ALIASES = (('submission_path', 'submission'),
+            ('tuning_search_space', 'search_space'))
+_ALIAS_FLAGS = tuple(flags.DEFINE_alias(alias, original)
+                     for alias, original in _ALIASES)
+# AlgoPerf's flags that differ from any of ours.
+_NUM_TUNING_TRIALS = flags.DEFINE_integer(
+    'num_tuning_trials', None,
+    'AlgoPerf\'s number of trials of a study, accepted so its command lines '
+    'run. It starts no trials: one run is one trial, the one --trial names, '
+    'counted from 0 (--trial=0 is AlgoPerf\'s trial_1), so a study of N '
+    'trials is N runs, --trial=0 to --trial=N-1. When given, --trial must be '
+    'below it.', lower_bound=1)
+_TUNING_RULESET = flags.DEFINE_enum(
+    'tuning_ruleset', 'external', ['external', 'self'],
+    'AlgoPerf\'s tuning ruleset: external (hyperparameters from --hparams or '
+    '--search_space) or self (the submission tunes itself; both refused).')
+_EXPERIMENT_NAME = flags.DEFINE_string(
+    'experiment_name', None,
+    'As in AlgoPerf, records go to --experiment_dir/--experiment_name '
+    '(unset: to --experiment_dir).')
 
-def config_from_flags() -> config_lib.RunConfig:
-  """The run the parsed flags describe."""
-  hparams = hparams_lib.load_hparams(_HPARAMS.value)
+
+def _hparams() -> dict:
+  """The trial's hyperparameters: --search_space's point, then --hparams.
+
+  Raises:
+    cli.UserError: hyperparameters for a self-tuning submission, or a
+      --trial that --num_tuning_trials does not allow.
+    hparams_lib.HparamsError: malformed hyperparameters or search space.
+  """
+  given = [f'--{flag.name}' for flag in (_HPARAMS, _SEARCH_SPACE)
+           if flag.value]
+  if _TUNING_RULESET.value == 'self' and given:
+    raise cli.UserError(
+        f'--tuning_ruleset=self: the submission tunes itself, so it takes no '
+        f'{" or ".join(given)}; drop them or use --tuning_ruleset=external')
+  trials = _NUM_TUNING_TRIALS.value
+  if trials is not None and _TRIAL.value >= trials:
+    raise cli.UserError(
+        f'--trial={_TRIAL.value} is not below --num_tuning_trials={trials}: '
+        f'a run is one trial, counted from 0 (--trial=0 is AlgoPerf\'s '
+        f'trial_1); run the study as --trial=0 to --trial={trials - 1}')
+  hparams = hparams_lib.load_hparams(_HPARAMS.value, _STUDY.value,
+                                     _TRIAL.value)
   if _SEARCH_SPACE.value:
     space = hparams_lib.SearchSpace.from_json(_SEARCH_SPACE.value)
     hparams = {**space.point(_STUDY.value, _TRIAL.value), **hparams}
+  return hparams
+
+
+def _experiment_dir() -> str:
+  """--experiment_dir, joined with --experiment_name as AlgoPerf joins them.
+
+  Raises:
+    cli.UserError: a name that would leave --experiment_dir.
+  """
+  name = _EXPERIMENT_NAME.value
+  if name is None:
+    return _EXPERIMENT_DIR.value
+  parts = pathlib.PurePath(name).parts
+  if not parts or pathlib.PurePath(name).is_absolute() or '..' in parts:
+    raise cli.UserError(
+        f'--experiment_name={name!r} must name a directory inside '
+        '--experiment_dir: not empty, not absolute, no ".."')
+  return os.path.join(_EXPERIMENT_DIR.value, name)
+
+
+def config_from_flags() -> config_lib.RunConfig:
+  """The run the parsed flags describe."""
+  hparams = _hparams()
   curvature = config_lib.CurvatureConfig(
       every=_CURVATURE_EVERY.value, log_spaced=_CURVATURE_LOG.value,
       at_events=_CURVATURE_EVENTS.value, top_k=_CURVATURE_K.value,
@@ -158,7 +237,7 @@ def config_from_flags() -> config_lib.RunConfig:
   return config_lib.RunConfig(
       workload=_WORKLOAD.value, submission=_SUBMISSION.value,
       hparams=hparams_lib.to_jsonable(hparams),
-      experiment_dir=_EXPERIMENT_DIR.value, study=_STUDY.value,
+      experiment_dir=_experiment_dir(), study=_STUDY.value,
       trial=_TRIAL.value, seed=_SEED.value, max_steps=_MAX_STEPS.value,
       max_runtime_s=_MAX_RUNTIME.value, eval_every=_EVAL_EVERY.value,
       eval_resident_gb=_EVAL_RESIDENT_GB.value,
@@ -176,7 +255,31 @@ def config_from_flags() -> config_lib.RunConfig:
       tensorboard=_TENSORBOARD.value)
 
 
-parse_flags = cli.flags_parser(PROGRAM)
+_parse = cli.flags_parser(PROGRAM)
+
+
+def _values_by_name(argv: list[str]) -> dict[str, list[str]]:
+  """The values `argv` gives each aliased flag, under each of its names."""
+  given = flags.FlagValues()
+  for pair in _ALIASES:
+    for name in pair:
+      flags.DEFINE_multi_string(name, [], '', flag_values=given)
+  given(list(argv), known_only=True)
+  return {name: given[name].value for pair in _ALIASES for name in pair}
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing (see `cli.flags_parser`), refusing a flag and its alias
+  given different values: which was meant is unknown. Exit 2, one line."""
+  rest = _parse(argv)
+  values = _values_by_name(argv)
+  for alias, original in _ALIASES:
+    if values[alias] and values[original] and len(
+        set(values[alias] + values[original])) > 1:
+      cli.fail(PROGRAM, f'--{alias}={values[alias][-1]} and '
+               f'--{original}={values[original][-1]} are one setting given '
+               'two values; give one of them')
+  return rest
 
 
 def main(argv):

@@ -4,22 +4,31 @@ The definitions follow AlgoPerf's external-tuning ruleset (mlcommons/
 algorithmic-efficiency, `docs/DOCUMENTATION.md` "Scoring" and
 `scoring/performance_profile.py`):
 
-* A run's time to target t is the submission time (training time without
-  evaluation) of the first evaluation that reached the validation target, as
-  the runner records it in `summary.json`, and only when metrics.jsonl's
-  first evaluation with `target_reached` shows the same time and step (a run
-  whose records disagree is not scored). A time to target, once recorded,
-  counts whatever the run's final status: a run interrupted, diverged, out of
-  budget or in error after the target (training on with
-  `--keep_training_past_target`) scores its time. A run without a recorded
-  time (diverged, out of budget, interrupted before the target, an error in
-  the submission's update, or not finished) has t = inf. (Which errors are
-  the optimizer's and which are skipped as the set-up's or the harness's is
-  `scoring.run_set`'s.)
+* A run's time to target t is the submission time of the first evaluation
+  that reached the validation target, as the runner records it in
+  `summary.json`, and only when metrics.jsonl's first evaluation with
+  `target_reached` shows the same time and step (a run whose records
+  disagree is not scored). The submission time is AlgoPerf's training time:
+  data selection and updates, the first step's just-in-time compilation
+  ("includes the compilation times") and every `prepare_for_eval`, but not
+  evaluation, nor this harness's curvature probes and checkpoints. A resumed
+  run counts its compilation once, like a run never interrupted. The records
+  also hold the compile-free time (`time_to_target_compile_free_s`), which is
+  not scored. A time to target, once recorded, counts whatever the run's
+  final status: a run interrupted, diverged, out of budget or in error after
+  the target (training on with `--keep_training_past_target`) scores its
+  time. A run without a recorded time (diverged, out of budget, interrupted
+  before the target, an error in the submission's update, or not finished)
+  has t = inf. (Which errors are the optimizer's and which are skipped as the
+  set-up's or the harness's is `scoring.run_set`'s.)
 * Within a study, the study's time is the fastest (minimum) time over its
-  trials; the per-workload time of a submission is the median over studies,
-  t_{s,w} = median_j min_i t_{i,j}. Infinite times take part in the median
-  (so two of three studies failing gives inf).
+  trials, as AlgoPerf's documentation defines it. AlgoPerf's scoring code
+  instead picks the trial with the earliest evaluation index that reached
+  the target, which can differ when trials evaluate at different times;
+  this module keeps the documented rule. The per-workload time of a
+  submission is the median over studies, t_{s,w} = median_j min_i t_{i,j}.
+  Infinite times take part in the median (so two of three studies failing
+  gives inf).
 * The performance ratio is r_{s,w} = t_{s,w} / min_s t_{s,w}; when no
   submission reached the target on w, every ratio is inf.
 * The performance profile is rho_s(tau) = |{w : r_{s,w} <= tau}| / n with n the
@@ -87,8 +96,9 @@ def check_target_claims(record: RunRecord) -> EvalRecord | None:
   """The first evaluation with target_reached, checked against summary.json.
 
   A time or step to target that summary.json claims must be that evaluation's
-  `submission_time_s` and `step`: a leaderboard time is counted only where
-  both records agree.
+  `submission_time_s` and `step` (and a compile-free time its
+  `compile_free_time_s`): a leaderboard time is counted only where both
+  records agree.
 
   Args:
     record: a run as read by `harness.records.read_run`.
@@ -120,6 +130,12 @@ def check_target_claims(record: RunRecord) -> EvalRecord | None:
                                              **_SAME_TIME):
     raise RecordError(f'{summary_file}: time_to_target_s {time_s!r} does not '
                       f'match: {seen}')
+  free_s = summary.time_to_target_compile_free_s
+  if free_s is not None and not math.isclose(
+      free_s, first.compile_free_time_s, **_SAME_TIME):
+    raise RecordError(
+        f'{summary_file}: time_to_target_compile_free_s {free_s!r} does not '
+        f'match compile_free_time_s {first.compile_free_time_s!r} of {seen}')
   if steps is not None and steps != first.step:
     raise RecordError(f'{summary_file}: steps_to_target {steps!r} does not '
                       f'match: {seen}')

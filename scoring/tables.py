@@ -147,7 +147,9 @@ def time_table(group: leaderboard_lib.RankingGroup) -> Table:
                'studies: fastest, min–max', 'trials reached',
                'trials: min–max'),
       rows=tuple(_time_row(c) for c in cells), warning=mixed_warning(group),
-      caption=('Submission time to the validation target: the fastest trial '
+      caption=('Submission time to the validation target, as AlgoPerf '
+               'counts it (compilation and prepare_for_eval included, '
+               'evaluation and curvature probes not): the fastest trial '
                'of each study, median over studies; failed runs count as '
                'infinite. Times on a shared machine are noisy: read them '
                'with their spread.'),

@@ -44,6 +44,16 @@ def checked_batch_size(function: str, value: Any) -> int | None:
       'positive int, or None to keep the workload\'s batch size')
 
 
+def params_types(workload: base.Workload) -> Any:
+  """The workload's parameter-type tree, which AlgoPerf passes as
+  `current_params_types` (shaped like the params, a `ParameterType` at each
+  leaf), so that a submission can build e.g. a weight-decay mask from it.
+
+  None for a workload that does not type its parameters.
+  """
+  return getattr(workload, 'model_params_types', None)
+
+
 class _HookMixin:
   """The AEoS hooks and batch size, read from the module when present."""
 
@@ -180,7 +190,8 @@ class AlgoPerfSubmission(_HookMixin, api.Submission):
   def update_params(self, workload, params, model_state, batch,
                     optimizer_state, eval_results, global_step, rng):
     out = _call(self.module, 'update_params', workload=workload,
-                current_param_container=params, current_params_types=None,
+                current_param_container=params,
+                current_params_types=params_types(workload),
                 model_state=model_state, hyperparameters=self.hparams,
                 batch=batch, loss_type=workload.loss_type,
                 optimizer_state=optimizer_state, eval_results=eval_results,
@@ -202,7 +213,8 @@ class AlgoPerfSubmission(_HookMixin, api.Submission):
     if not _defines(self.module, 'prepare_for_eval'):
       return optimizer_state, params, model_state
     out = _call(self.module, 'prepare_for_eval', workload=workload,
-                current_param_container=params, current_params_types=None,
+                current_param_container=params,
+                current_params_types=params_types(workload),
                 model_state=model_state, hyperparameters=self.hparams,
                 loss_type=workload.loss_type,
                 optimizer_state=optimizer_state, eval_results=eval_results,

@@ -2,10 +2,21 @@
 
 A search space is a JSON object mapping each hyperparameter to either a range
 `{"min": a, "max": b, "scaling": "linear" | "log"}` or a list of
-`{"feasible_points": [...]}`; or a JSON list of explicit points, one per
-trial. Trial `t` of study `s` takes point `t` of a scrambled Halton sequence
-seeded by `s`, so trials fan out by index to any scheduler (a SLURM array
-index, a Kubernetes job completion index) with no coordination.
+`{"feasible_points": [...]}`; or, as AlgoPerf's baselines ship theirs, a
+JSON list of explicit points, one `{name: value}` object per trial. Trial `t`
+of study `s` takes point `t` of the list, or point `t` of a scrambled Halton
+sequence seeded by `s`, so trials fan out by index to any scheduler (a SLURM
+array index, a Kubernetes job completion index) with no coordination.
+
+Trial numbers start at 0 here and at 1 in AlgoPerf: `--trial=i` runs the
+list's point `i` into `study_S/trial_i`, the run AlgoPerf writes to
+`trial_{i+1}` (our trial_0 is AlgoPerf's trial_1). A study of N trials is N
+runs, `--trial=0` to `--trial=N-1`. A list's points are AlgoPerf's points;
+the points of a range are this module's own, seeded by the study, so they
+are not the ones AlgoPerf's Halton draw gives its trials.
+
+`--hparams` takes a single point (a JSON object of values) or either form of
+search space, of which it takes the trial's point as `--search_space` does.
 """
 
 from __future__ import annotations
@@ -58,16 +69,39 @@ def read_json_arg(value: str, what: str,
                        f"it like '{example}'") from None
 
 
-def load_hparams(value: str | None) -> dict[str, Any]:
-  """Hyperparameters from `--hparams` (inline JSON or a file); {} if None."""
+def load_hparams(value: str | None, study: int = 0,
+                 trial: int = 0) -> dict[str, Any]:
+  """Hyperparameters from `--hparams` (inline JSON or a file); {} if None.
+
+  A JSON object of values is the point itself. A search space, a list of
+  points or an object of ranges (see `is_search_space`), gives the point of
+  trial `trial` of study `study`, so one file serves every trial.
+  """
   if not value:
     return {}
   hparams = read_json_arg(value, '--hparams')
+  if isinstance(hparams, list) or is_search_space(hparams):
+    space = SearchSpace.from_json(hparams, '--hparams')
+    return space.point(study, trial)
   if not isinstance(hparams, dict):
     raise HparamsError(
         f'--hparams must be a JSON object of names and values such as '
-        f"'{_HPARAMS_EXAMPLE}', got a JSON {type(hparams).__name__}")
+        f"'{_HPARAMS_EXAMPLE}' (or a list of them, one per trial), got a "
+        f'JSON {type(hparams).__name__}')
   return hparams
+
+
+def is_search_space(spec: Any) -> bool:
+  """Whether a JSON object is a search space rather than a point.
+
+  It is when every value is a range (an object with "min" and "max") or an
+  object of "feasible_points"; a hyperparameter's value is never such an
+  object in AlgoPerf's submissions.
+  """
+  return isinstance(spec, dict) and bool(spec) and all(
+      isinstance(v, dict) and (
+          'feasible_points' in v or {'min', 'max'} <= set(v))
+      for v in spec.values())
 
 
 def merge(defaults: Mapping[str, Any], given: Mapping[str, Any]
@@ -156,25 +190,36 @@ class Choice:
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-  """A tuning search space; `point(study, trial)` gives a trial's values."""
+  """A tuning search space; `point(study, trial)` gives a trial's values.
+
+  Attributes:
+    dimensions: each hyperparameter's range or choice (a min/max space).
+    explicit_points: one point per trial (a list-of-points space).
+    flag: the flag the space came from, for error messages.
+  """
 
   dimensions: Mapping[str, Range | Choice] | None = None
   explicit_points: Sequence[Mapping[str, Any]] | None = None
+  flag: str = dataclasses.field(default='--search_space', compare=False)
 
   @classmethod
-  def from_json(cls, value: str | Any) -> SearchSpace:
-    spec = read_json_arg(value, '--search_space', _SPACE_EXAMPLE) if (
+  def from_json(cls, value: str | Any,
+                flag: str = '--search_space') -> SearchSpace:
+    """The space `value` gives: JSON text, a file's path, or parsed JSON.
+
+    Raises:
+      HparamsError: one line naming `flag` and what is wrong.
+    """
+    spec = read_json_arg(value, flag, _SPACE_EXAMPLE) if (
         isinstance(value, str)) else value
     if isinstance(spec, list):
-      if not spec or not all(isinstance(p, dict) for p in spec):
-        raise HparamsError('a --search_space list must hold JSON objects, '
-                           'one point per trial')
-      return cls(explicit_points=tuple(spec))
+      return cls(explicit_points=_points(spec, flag), flag=flag)
     if not isinstance(spec, dict) or not spec:
       raise HparamsError(
-          '--search_space must be a non-empty JSON object of ranges such as '
+          f'{flag} must be a non-empty JSON object of ranges such as '
           f"'{_SPACE_EXAMPLE}', or a list of points")
-    return cls(dimensions={k: _dimension(k, v) for k, v in spec.items()})
+    return cls(dimensions={k: _dimension(k, v) for k, v in spec.items()},
+               flag=flag)
 
   @property
   def size(self) -> int | None:
@@ -182,18 +227,48 @@ class SearchSpace:
     return None if self.explicit_points is None else len(self.explicit_points)
 
   def point(self, study: int, trial: int) -> dict[str, Any]:
+    """The values of trial `trial` (0-based) of study `study`.
+
+    Raises:
+      HparamsError: a negative index, or a trial past a list's points.
+    """
     if trial < 0 or study < 0:
       raise HparamsError('study and trial indices must be >= 0')
     if self.explicit_points is not None:
-      if trial >= len(self.explicit_points):
+      size = len(self.explicit_points)
+      if trial >= size:
         raise HparamsError(
-            f'trial {trial} is past the {len(self.explicit_points)} points '
-            'of this search space')
+            f'trial {trial} is past the {size} points of this search space '
+            f'({self.flag}): --trial takes 0 to {size - 1}, the runs '
+            f"AlgoPerf numbers trial_1 to trial_{size}")
       return dict(self.explicit_points[trial])
     names = sorted(self.dimensions)
     sampler = qmc.Halton(d=len(names), scramble=True, seed=study)
     u = sampler.random(trial + 1)[trial]
     return {n: self.dimensions[n].value(float(x)) for n, x in zip(names, u)}
+
+
+def _points(spec: list[Any], flag: str) -> tuple[dict[str, Any], ...]:
+  """A list-of-points space, checked: objects that name the same values.
+
+  AlgoPerf takes the names of its first point for every trial, so a point
+  that names others is a mistake (a misspelt name, most likely).
+  """
+  if not spec:
+    raise HparamsError(f'a {flag} list needs at least one point')
+  for index, point in enumerate(spec):
+    if not isinstance(point, dict):
+      raise HparamsError(
+          f'each point of a {flag} list must be a JSON object of names and '
+          f'values, one per trial; point {index} is a JSON '
+          f'{type(point).__name__}')
+  names = set(spec[0])
+  for index, point in enumerate(spec):
+    if set(point) != names:
+      raise HparamsError(
+          f'{flag}: point {index} names {sorted(point)} but point 0 names '
+          f'{sorted(names)}; every point names the same hyperparameters')
+  return tuple(spec)
 
 
 def _dimension(name: str, spec: Any) -> Range | Choice:

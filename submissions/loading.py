@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -9,9 +10,10 @@ import inspect
 import pathlib
 import sys
 import types
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from submissions import adapters
+from submissions import algoperf as algoperf_compat
 from submissions import api
 from submissions import hparams as hparams_lib
 
@@ -44,13 +46,79 @@ def import_module(spec: str) -> tuple[str, types.ModuleType]:
   module = importlib.util.module_from_spec(module_spec)
   sys.modules[module_name] = module
   try:
-    module_spec.loader.exec_module(module)
+    with algoperf_names():
+      module_spec.loader.exec_module(module)
   except Exception as e:
     del sys.modules[module_name]
     raise SubmissionError(
         f'importing {path} failed: {type(e).__name__}: {_first_line(e)}'
-    ) from e
+        f'{_algoperf_hint(e)}') from e
   return path.stem, module
+
+
+_ALGOPERF = 'algoperf'
+
+
+def _is_algoperf_name(name: str) -> bool:
+  return name == _ALGOPERF or name.startswith(_ALGOPERF + '.')
+
+
+def users_algoperf_installed() -> bool:
+  """Whether `import algoperf` finds a package other than ours.
+
+  What sits in `sys.modules` under the name without a spec (a test's stub)
+  is the user's too: it is left as it is. Our own directory found on
+  `sys.path` (a run from inside `submissions/`) is not.
+  """
+  try:
+    found = importlib.util.find_spec(_ALGOPERF)
+  except (ImportError, ValueError):
+    return True
+  if found is None or found.name != _ALGOPERF:
+    return False
+  ours = pathlib.Path(algoperf_compat.__file__).resolve()
+  return found.origin is None or pathlib.Path(found.origin).resolve() != ours
+
+
+@contextlib.contextmanager
+def algoperf_names() -> Iterator[None]:
+  """Makes `submissions.algoperf` importable as `algoperf` for a while.
+
+  AlgoPerf-form modules import `algoperf.spec` and its neighbours at module
+  level, so the names are needed only while the module is executed; after
+  it, `sys.modules` is as it was, so nothing else in the process sees an
+  `algoperf` it did not install. A real installed `algoperf` wins: then
+  nothing is aliased.
+  """
+  if users_algoperf_installed():
+    yield
+    return
+  saved = {name: module for name, module in sys.modules.items()
+           if _is_algoperf_name(name)}
+  sys.modules[_ALGOPERF] = algoperf_compat
+  for name in algoperf_compat.MODULES:
+    sys.modules[f'{_ALGOPERF}.{name}'] = importlib.import_module(
+        f'{algoperf_compat.__name__}.{name}')
+  try:
+    yield
+  finally:
+    for name in [name for name in sys.modules if _is_algoperf_name(name)]:
+      del sys.modules[name]
+    sys.modules.update(saved)
+
+
+def _algoperf_hint(error: Exception) -> str:
+  """What `algoperf.*` modules exist here, when a missing one failed."""
+  missing = getattr(error, 'name', None) or ''
+  ours = missing.startswith(algoperf_compat.__name__)
+  if not (isinstance(error, ImportError)
+          and (ours or _is_algoperf_name(missing))
+          and not users_algoperf_installed()):
+    return ''
+  provided = ', '.join(f'{_ALGOPERF}.{name}'
+                       for name in algoperf_compat.MODULES)
+  return (f' (without an installed algoperf, the harness provides '
+          f'{provided})')
 
 
 def _first_line(error: Exception) -> str:

@@ -50,6 +50,12 @@ CURVATURE_EXCEPTIONS = {'tol': 'None is --lanczos_tol=0'}
 OTHER_FLAGS = {
     'search_space': 'a source of hparams',
     'distributed': 'initialises JAX before the run',
+    # AlgoPerf's names (tests/test_algoperf_flags.py).
+    'submission_path': 'an alias of --submission',
+    'tuning_search_space': 'an alias of --search_space',
+    'num_tuning_trials': 'bounds --trial',
+    'tuning_ruleset': 'self refuses hparams',
+    'experiment_name': 'joins --experiment_dir',
 }
 
 

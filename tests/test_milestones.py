@@ -8,8 +8,10 @@ Event = milestones.Event
 
 
 def _after(state, step, loss, reached, *, time_s=None, threshold=0.1):
+  time_s = float(step) if time_s is None else time_s
+  # The compile-free time is the AlgoPerf time less a fixed first step.
   return state.after_evaluation(
-      step=step, submission_time_s=float(step) if time_s is None else time_s,
+      step=step, submission_time_s=time_s, compile_free_time_s=time_s - 0.5,
       train_loss=loss, target_reached=reached,
       train_loss_threshold=threshold)
 
@@ -20,10 +22,12 @@ def test_target_is_fixed_by_the_first_evaluation_that_reaches_it():
   state, events = _after(state, 50, 1.0, True, time_s=4.5)
   assert events == (Event.TARGET,)
   assert (state.steps_to_target, state.time_to_target_s) == (50, 4.5)
+  assert state.time_to_target_compile_free_s == 4.0
   # Reaching it again later changes nothing.
   state, events = _after(state, 100, 0.9, True, time_s=9.0)
   assert events == ()
   assert (state.steps_to_target, state.time_to_target_s) == (50, 4.5)
+  assert state.time_to_target_compile_free_s == 4.0
 
 
 def test_solution_is_the_first_train_loss_below_the_threshold():

@@ -27,7 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TIMING_FIELDS = frozenset({
     'submission_time_s', 'eval_seconds', 'probe_seconds', 'eval_time_s',
     'probe_time_s', 'first_step_s', 'wall_time_s', 'time_to_target_s',
-    'resumed_at_steps'})
+    'compile_free_time_s', 'time_to_target_compile_free_s',
+    'prepare_for_eval_s', 'resumed_at_steps'})
 RUN_FLAGS = ('--workload=fmnist_fc', '--submission=adam', '--train_size=1000',
              '--chunk_size=500', '--max_steps=100', '--eval_every=10',
              '--log_every=2', '--curvature_every=10',

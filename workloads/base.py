@@ -2,10 +2,11 @@
 
 A workload is everything a submission may not change. Names and roles follow
 AlgoPerf's `spec.Workload` (`init_model_fn`, `model_fn`, `loss_fn`,
-`has_reached_validation_target`, ...) so that AlgoPerf submissions port with
-few edits, and add what the edge-of-stability measurements need: a training
-loss threshold that defines "solution", a fixed curvature batch, and a batch
-regime (full batch or minibatch).
+`has_reached_validation_target`, `param_shapes`, `model_params_types`,
+`step_hint`, ...) so that AlgoPerf submissions run here as written, and add
+what the edge-of-stability measurements need: a training loss threshold
+that defines "solution", a fixed curvature batch, and a batch regime (full
+batch or minibatch).
 
 Batches are dicts of arrays (`inputs`, `targets`, and optionally `weights`, a
 0/1 mask for padding) with a leading *chunk* axis: every leaf has shape
@@ -26,13 +27,20 @@ from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from workloads import chunks
+from workloads import param_types
 
 Params = Any  # A pytree of arrays.
 ModelState = Any  # Mutable model state (e.g. batch statistics); {} if none.
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, float]
+
+
+class UnsupportedDropoutError(ValueError):
+  """A dropout rate asked of a model that has no dropout, or in a form the
+  model cannot take."""
 
 
 class Tier(str, enum.Enum):
@@ -165,9 +173,46 @@ class Workload(abc.ABC):
   default_regime: BatchRegime
   curvature_batch_size: int = 5000
   eval_chunk_size: int = 1000
+  # AlgoPerf's submissions log through this when it is not None.
+  metrics_logger: Any = None
 
   def __init__(self, data: DataConfig = DataConfig()):
     self.data = data
+
+  # ---- As AlgoPerf's `spec.Workload` ----
+
+  @property
+  def step_hint(self) -> int:
+    """AlgoPerf's name for the step budget (schedules are sized by it)."""
+    return self.step_budget
+
+  @property
+  def max_allowed_runtime_sec(self) -> float:
+    """AlgoPerf's name for the runtime budget, in seconds."""
+    return self.runtime_budget_s
+
+  @functools.cached_property
+  def _abstract_params(self) -> Params:
+    """Shapes and dtypes of the initial parameters, without allocating
+    them; computed once, on first use."""
+    params, _ = jax.eval_shape(self.init_model_fn, jax.random.key(0))
+    return params
+
+  @functools.cached_property
+  def param_shapes(self) -> Any:
+    """The parameter tree with a `ShapeTuple` at each leaf, as AlgoPerf's
+    `param_shapes` (submissions size their optimizer state from it)."""
+    return param_types.param_shapes(self._abstract_params)
+
+  @functools.cached_property
+  def model_params_types(self) -> Any:
+    """The parameter tree with a `ParameterType` at each leaf, as
+    AlgoPerf's `model_params_types`."""
+    return param_types.param_types(self._abstract_params)
+
+  def attach_metrics_logger(self, metrics_logger: Any) -> None:
+    """As AlgoPerf's: the logger submissions find in `metrics_logger`."""
+    self.metrics_logger = metrics_logger
 
   # ---- Model ----
 
@@ -176,10 +221,17 @@ class Workload(abc.ABC):
     """Returns freshly initialised parameters and model state."""
 
   @abc.abstractmethod
-  def model_fn(self, params: Params, batch: Batch, model_state: ModelState,
-               mode: ForwardPassMode, rng: jax.Array | None,
-               update_batch_norm: bool) -> tuple[jax.Array, ModelState]:
-    """Logits for one chunk (leaves without the chunk axis)."""
+  def model_fn(self, params: Params,
+               augmented_and_preprocessed_input_batch: Batch,
+               model_state: ModelState, mode: ForwardPassMode,
+               rng: jax.Array | None, update_batch_norm: bool,
+               dropout_rate: float | None = None
+               ) -> tuple[jax.Array, ModelState]:
+    """Logits for one chunk (leaves without the chunk axis).
+
+    `dropout_rate` is AlgoPerf's: None means the model's own rate. A model
+    without dropout refuses a non-zero rate (`without_dropout`).
+    """
 
   @property
   @abc.abstractmethod
@@ -315,11 +367,43 @@ def count_params(tree: Any) -> int:
   return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
 
 
+def without_dropout(name: str, dropout_rate: float | jax.Array | None,
+                    logits: jax.Array) -> jax.Array:
+  """`logits` of a model that has no dropout, refusing a non-zero rate.
+
+  A rate known in Python (None, or a number) is checked by
+  `check_no_dropout`: a non-zero one raises. A rate traced by `jax.jit`
+  (AlgoPerf's baselines pass it as a jitted argument) has no value yet, so
+  a non-zero one turns the logits into NaN instead of being ignored;
+  callers that know the rate up front should check it with
+  `check_no_dropout` first.
+
+  Raises:
+    UnsupportedDropoutError: a non-zero rate known in Python.
+  """
+  check_no_dropout(name, dropout_rate)
+  if isinstance(dropout_rate, jax.core.Tracer):
+    return jnp.where(dropout_rate == 0, logits, jnp.nan)
+  return logits
+
+
+def check_no_dropout(name: str, dropout_rate: float | jax.Array | None
+                     ) -> None:
+  """Raises `UnsupportedDropoutError` for a non-zero rate on workload
+  `name`, whose model has no dropout; a traced rate passes (see
+  `without_dropout`)."""
+  if dropout_rate is None or isinstance(dropout_rate, jax.core.Tracer):
+    return
+  if float(dropout_rate) != 0.0:
+    raise UnsupportedDropoutError(
+        f'workload {name} has no dropout; got dropout_rate={dropout_rate}, '
+        'use 0 or None')
+
+
 def _cross_entropy(logits, one_hot, label_smoothing):
-  if label_smoothing:
-    num_classes = one_hot.shape[-1]
-    one_hot = one_hot * (1 - label_smoothing) + label_smoothing / num_classes
-  return -jnp.sum(one_hot * jax.nn.log_softmax(logits), axis=-1)
+  # `optax.smooth_labels` is plain arithmetic, so a traced rate works.
+  targets = optax.smooth_labels(one_hot, label_smoothing)
+  return -jnp.sum(targets * jax.nn.log_softmax(logits), axis=-1)
 
 
 def _mean_squared_error(logits, one_hot, label_smoothing):

@@ -74,17 +74,27 @@ class ImageClassificationWorkload(base.Workload):
     params = variables.pop('params')
     return params, dict(variables)
 
-  def model_fn(self, params, batch, model_state, mode, rng, update_batch_norm):
+  def model_fn(self, params, augmented_and_preprocessed_input_batch,
+               model_state, mode, rng, update_batch_norm, dropout_rate=None):
+    """Logits; these models have no dropout, so a non-zero
+    `dropout_rate` is refused (`base.without_dropout`)."""
     del rng
+    base.check_no_dropout(self.name, dropout_rate)  # Before any compute.
+    logits, new_state = self._apply(
+        params, augmented_and_preprocessed_input_batch['inputs'],
+        model_state, mode, update_batch_norm)
+    return base.without_dropout(self.name, dropout_rate, logits), new_state
+
+  def _apply(self, params, inputs, model_state, mode, update_batch_norm):
     train = mode == base.ForwardPassMode.TRAIN
     variables = {'params': params, **model_state}
     if train and model_state:
       # Batch statistics of this batch; the running averages are returned
       # updated only when asked (the curvature probe does not ask).
       logits, new_state = self.model.apply(
-          variables, batch['inputs'], train=True, mutable=list(model_state))
+          variables, inputs, train=True, mutable=list(model_state))
       return logits, dict(new_state) if update_batch_norm else model_state
-    return self.model.apply(variables, batch['inputs'], train=train), model_state
+    return self.model.apply(variables, inputs, train=train), model_state
 
   def dataset(self, regime: base.BatchRegime) -> base.Dataset:
     loaders = DATA_SOURCES[self.dataset_name]

@@ -119,15 +119,23 @@ class ImagenetResNet50(base.Workload):
     params = variables.pop('params')
     return params, dict(variables)
 
-  def model_fn(self, params, batch, model_state, mode, rng,
-               update_batch_norm):
+  def model_fn(self, params, augmented_and_preprocessed_input_batch,
+               model_state, mode, rng, update_batch_norm, dropout_rate=None):
     """Logits; BatchNorm as `image_classification` (see harness/probe.py).
 
     Train mode normalises with the chunk's batch statistics and returns the
-    updated running averages only if `update_batch_norm`.
+    updated running averages only if `update_batch_norm`. ResNet-50 has no
+    dropout: a non-zero `dropout_rate` is refused.
     """
     del rng
-    inputs = (jnp.asarray(batch['inputs'], jnp.float32)
+    base.check_no_dropout(self.name, dropout_rate)  # Before any compute.
+    logits, new_state = self._apply(
+        params, augmented_and_preprocessed_input_batch['inputs'],
+        model_state, mode, update_batch_norm)
+    return base.without_dropout(self.name, dropout_rate, logits), new_state
+
+  def _apply(self, params, images, model_state, mode, update_batch_norm):
+    inputs = (jnp.asarray(images, jnp.float32)
               - jnp.asarray(MEAN_RGB)) / jnp.asarray(STDDEV_RGB)
     variables = {'params': params, **model_state}
     if mode == base.ForwardPassMode.TRAIN:

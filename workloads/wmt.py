@@ -174,18 +174,48 @@ class WmtTransformerPreLN(base.Workload):
     params = jax.jit(self.model.init)(rng, tokens, tokens)['params']
     return params, {}
 
-  def model_fn(self, params, batch, model_state, mode, rng,
-               update_batch_norm):
-    """Logits `(B, L, vocab)`; dropout only in train mode with an rng."""
+  def model_fn(self, params, augmented_and_preprocessed_input_batch,
+               model_state, mode, rng, update_batch_norm, dropout_rate=None):
+    """Logits `(B, L, vocab)`; dropout only in train mode with an rng.
+
+    `dropout_rate` (AlgoPerf's) replaces the configured rate of every
+    dropout layer, attention weights included; None keeps the configured
+    ones. It must be a Python number: the layers are built with their rate.
+    """
     del update_batch_norm
+    batch = augmented_and_preprocessed_input_batch
+    model = self._model_with_dropout(dropout_rate)
     deterministic = mode == base.ForwardPassMode.EVAL or rng is None
     packing = {arg: batch[key] for key, arg in _PACKING_KEYS.items()
                if key in batch}
-    logits = self.model.apply(
+    logits = model.apply(
         {'params': params}, batch['inputs'], batch['targets'],
         deterministic=deterministic,
         rngs=None if deterministic else {'dropout': rng}, **packing)
     return logits, model_state
+
+  def _model_with_dropout(self, dropout_rate: float | None) -> nn.Module:
+    """The model with every dropout rate set to `dropout_rate` (the
+    configured model when None); one module per rate, kept."""
+    if dropout_rate is None:
+      return self.model
+    if isinstance(dropout_rate, jax.core.Tracer):
+      raise base.UnsupportedDropoutError(
+          f'workload {self.name} needs dropout_rate as a Python number, not '
+          'a traced array: mark it static in jax.jit or close over it')
+    rate = float(dropout_rate)
+    if not 0.0 <= rate < 1.0:
+      raise base.UnsupportedDropoutError(
+          f'dropout_rate must be in [0, 1), got {dropout_rate}')
+    if rate not in self._dropout_models:
+      config = dataclasses.replace(self.model_config, dropout_rate=rate,
+                                   attention_dropout_rate=rate)
+      self._dropout_models[rate] = transformer.Transformer(config)
+    return self._dropout_models[rate]
+
+  @functools.cached_property
+  def _dropout_models(self) -> dict[float, nn.Module]:
+    return {}
 
   def loss_fn(self, label_batch, logits_batch, mask_batch=None,
               label_smoothing=0.0):

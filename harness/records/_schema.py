@@ -138,12 +138,16 @@ class Meta(Record):
 class EvalRecord(Record):
   """One line of `metrics.jsonl`: an evaluation.
 
+  `submission_time_s` is the time AlgoPerf scores (the first step's
+  compilation and `prepare_for_eval` included); `compile_free_time_s` the
+  steady training loop alone, for comparisons that compilation would blur.
   `metrics` holds `<split>/<metric>` values (e.g. `validation/accuracy`),
   written beside the other fields.
   """
 
   step: int
   submission_time_s: float
+  compile_free_time_s: float
   train_loss: float
   target_reached: bool
   eval_seconds: float
@@ -182,10 +186,17 @@ class ProbeRecord(Record):
 
 @dataclasses.dataclass(frozen=True)
 class Summary(Record):
-  """`summary.json`: how the run ended."""
+  """`summary.json`: how the run ended.
+
+  Times follow EvalRecord's two definitions: `submission_time_s` and
+  `time_to_target_s` are AlgoPerf's (what is scored), `compile_free_time_s`
+  and `time_to_target_compile_free_s` leave out `first_step_s` and
+  `prepare_for_eval_s`.
+  """
 
   status: Status
   time_to_target_s: float | None
+  time_to_target_compile_free_s: float | None
   steps_to_target: int | None
   target_metric: str
   target_value: float
@@ -195,9 +206,11 @@ class Summary(Record):
   final_step: int
   final_metrics: dict[str, float]
   submission_time_s: float
+  compile_free_time_s: float
   eval_time_s: float
   probe_time_s: float
   first_step_s: float
+  prepare_for_eval_s: float
   wall_time_s: float
   timed_compiles: int
   resumed_at_steps: tuple[int, ...]

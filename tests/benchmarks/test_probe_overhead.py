@@ -47,14 +47,16 @@ def _measure(tmp_path, name: str) -> dict:
   summary, probes = result.run.summary, result.run.curvature
   # The first probe compiles the Lanczos loop; report it apart.
   steady = sum(p.probe_seconds for p in probes[1:])
+  # Training without its compile, as the figures in BENCHMARKS.md were
+  # measured.
+  training = summary.compile_free_time_s
   return {
       'probes': len(probes),
       'probe_seconds': summary.probe_time_s,
       'first_probe_seconds': probes[0].probe_seconds,
-      'submission_seconds': summary.submission_time_s,
-      'probe_over_training': summary.probe_time_s /
-                             summary.submission_time_s,
-      'steady_probe_over_training': steady / summary.submission_time_s,
+      'submission_seconds': training,
+      'probe_over_training': summary.probe_time_s / training,
+      'steady_probe_over_training': steady / training,
       'hvps': sum(p.lanczos_hvps for p in probes),
       'median_threshold_ratio': result.stats.ratio_median,
   }
