@@ -8,8 +8,9 @@ Both loops train `fmnist_fc` with `optax.adam` on the bundled data, the
 same batches and the same gradient (one chunk per batch, so both compute
 the same thing). The bare loop is a `jax.jit`-ed, donated optax step called
 in a Python loop and synchronised once at the end. The harness figure is the
-runner's submission time per step (first step excluded, as it is for the
-runner), measured in the same process, interleaved with the bare loop. Each
+runner's compile-free submission time per step (its steady loop: the first
+step, which AlgoPerf's scored time counts, is left out like the bare loop's
+compile), measured in the same process, interleaved with the bare loop. Each
 round times both back to back; the figure is the median over rounds of the
 per-round ratio (pairing cancels slow drifts of the machine), with the ratio
 of the fastest rounds beside it. Results go to `harness_results.json`.
