@@ -6,6 +6,25 @@ next batch of the queue. The text is indented as the tests' own sources
 are, so `textwrap.dedent(own + NEXT_BATCH)` gives a module.
 """
 
+# A jitted optax step on the workload's gradient, returning the loss; the
+# module defines `_OPTIMIZER` (and imports functools, jax and optax).
+OPTAX_UPDATE = '''
+    @functools.partial(jax.jit, static_argnums=0)
+    def _step(workload, params, opt_state, model_state, batch, rng):
+      (loss, model_state), grads = workload.loss_and_grad(
+          params, model_state, batch, rng)
+      updates, opt_state = _OPTIMIZER.update(grads, opt_state, params)
+      return optax.apply_updates(params, updates), opt_state, model_state, loss
+
+    def update_params(workload, current_param_container, current_params_types,
+                      model_state, hyperparameters, batch, loss_type,
+                      optimizer_state, eval_results, global_step, rng):
+      params, opt_state, model_state, loss = _step(
+          workload, current_param_container, optimizer_state, model_state,
+          batch, rng)
+      return opt_state, params, model_state, {'loss': loss}
+    '''
+
 NEXT_BATCH = '''
     def get_batch_size(workload_name):
       return None

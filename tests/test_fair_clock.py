@@ -42,29 +42,14 @@ ALGOPERF_FORM = '''
     DEFAULT_HPARAMS = {'learning_rate': 1e-3}
 
     # The state holds the learning rate, which `update` reads from it.
-    _ADAM = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
+    _OPTIMIZER = optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
 
     def init_optimizer_state(workload, model_params, model_state,
                              hyperparameters, rng):
       return optax.inject_hyperparams(optax.adam)(
           learning_rate=hyperparameters.learning_rate).init(model_params)
 
-    @functools.partial(jax.jit, static_argnums=0)
-    def _step(workload, params, opt_state, model_state, batch, rng):
-      (loss, model_state), grads = workload.loss_and_grad(
-          params, model_state, batch, rng)
-      updates, opt_state = _ADAM.update(grads, opt_state, params)
-      return optax.apply_updates(params, updates), opt_state, model_state, loss
-
-    def update_params(workload, current_param_container, current_params_types,
-                      model_state, hyperparameters, batch, loss_type,
-                      optimizer_state, eval_results, global_step, rng):
-      params, opt_state, model_state, loss = _step(
-          workload, current_param_container, optimizer_state, model_state,
-          batch, rng)
-      return opt_state, params, model_state, {'loss': loss}
-
-    ''' + submission_sources.NEXT_BATCH
+    ''' + submission_sources.OPTAX_UPDATE + submission_sources.NEXT_BATCH
 
 
 def _submission_file(tmp_path, name, text):

@@ -148,26 +148,13 @@ _STOPS_AT_FIRST_EVALUATION = '''
 
     DEFAULT_HPARAMS = {'learning_rate': 0.05}
     MARK = pathlib.Path(__file__).with_suffix('.stopped')
-    _SGD = optax.sgd(0.05)
+    _OPTIMIZER = optax.sgd(0.05)
 
     def init_optimizer_state(workload, model_params, model_state,
                              hyperparameters, rng):
-      return _SGD.init(model_params)
+      return _OPTIMIZER.init(model_params)
 
-    @functools.partial(jax.jit, static_argnums=0)
-    def _step(workload, params, opt_state, model_state, batch, rng):
-      (loss, model_state), grads = workload.loss_and_grad(
-          params, model_state, batch, rng)
-      updates, opt_state = _SGD.update(grads, opt_state, params)
-      return optax.apply_updates(params, updates), opt_state, model_state, loss
-
-    def update_params(workload, current_param_container, current_params_types,
-                      model_state, hyperparameters, batch, loss_type,
-                      optimizer_state, eval_results, global_step, rng):
-      params, opt_state, model_state, loss = _step(
-          workload, current_param_container, optimizer_state, model_state,
-          batch, rng)
-      return opt_state, params, model_state, {'loss': loss}
+    ''' + submission_sources.OPTAX_UPDATE + '''
 
     def prepare_for_eval(workload, current_param_container,
                          current_params_types, model_state, hyperparameters,
