@@ -344,6 +344,15 @@ def test_runner_records_the_named_error(tmp_path, name):
     assert word in run.summary.error, (word, run.summary.error)
 
 
+def _failed_summary(config: config_lib.RunConfig,
+                    message: str) -> records.Summary:
+  """Trains until the run fails with `message`; its summary.json."""
+  with pytest.raises(RuntimeError, match=message):
+    runner.train(config)
+  return records.read_run(records.run_dir(
+      config.experiment_dir, 'fmnist_fc', 'malformed')).summary
+
+
 def test_an_exception_inside_the_update_is_the_submissions_failure(tmp_path):
   source = algoperf_form(update_params=(
       'if global_step == 1:\n'
@@ -353,10 +362,7 @@ def test_an_exception_inside_the_update_is_the_submissions_failure(tmp_path):
       submission=_write(tmp_path, source), max_steps=3, log_every=1,
       eval_every=2, quiet=True, experiment_dir=str(tmp_path / 'runs'),
       **SMALL)
-  with pytest.raises(RuntimeError, match='update blew up'):
-    runner.train(config)
-  summary = records.read_run(records.run_dir(
-      config.experiment_dir, 'fmnist_fc', 'malformed')).summary
+  summary = _failed_summary(config, 'update blew up')
   assert (summary.status, summary.error_kind, summary.final_step) == (
       records.Status.ERROR, records.ErrorKind.SUBMISSION, 1)
   assert summary.error == 'FloatingPointError: update blew up'
@@ -373,9 +379,6 @@ def test_an_exception_before_the_first_update_is_a_set_up_error(
   # The evaluation of step 0 runs before the first update: a failure there
   # is the set-up's, never the optimizer's.
   monkeypatch.setattr(runner.evaluation.Evaluator, '__call__', no_batches)
-  with pytest.raises(RuntimeError, match='training data vanished'):
-    runner.train(config)
-  summary = records.read_run(records.run_dir(
-      config.experiment_dir, 'fmnist_fc', 'malformed')).summary
+  summary = _failed_summary(config, 'training data vanished')
   assert (summary.status, summary.error_kind, summary.final_step) == (
       records.Status.ERROR, records.ErrorKind.SETUP, 0)
