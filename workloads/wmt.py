@@ -179,43 +179,46 @@ class WmtTransformerPreLN(base.Workload):
     """Logits `(B, L, vocab)`; dropout only in train mode with an rng.
 
     `dropout_rate` (AlgoPerf's) replaces the configured rate of every
-    dropout layer, attention weights included; None keeps the configured
-    ones. It must be a Python number: the layers are built with their rate.
+    dropout layer (embeddings, MLP hidden units, residual branches and
+    attention weights); None keeps the configured ones. It may be a Python
+    number or a scalar array, traced too (a `jax.jit` argument, as in
+    AlgoPerf's submissions): one compiled function then serves every rate,
+    with the same dropout as that rate given in Python.
+
+    Raises:
+      base.UnsupportedDropoutError: a rate outside [0, 1) known in Python.
+        A traced rate cannot be checked while tracing: outside [0, 1) (or
+        NaN) it makes every logit NaN, in any mode, so it is never
+        silently used.
     """
     del update_batch_norm
     batch = augmented_and_preprocessed_input_batch
-    model = self._model_with_dropout(dropout_rate)
+    dropout_rate = self._checked_rate(dropout_rate)
     deterministic = mode == base.ForwardPassMode.EVAL or rng is None
     packing = {arg: batch[key] for key, arg in _PACKING_KEYS.items()
                if key in batch}
-    logits = model.apply(
+    logits = self.model.apply(
         {'params': params}, batch['inputs'], batch['targets'],
-        deterministic=deterministic,
+        deterministic=deterministic, dropout_rate=dropout_rate,
+        attention_dropout_rate=dropout_rate,
         rngs=None if deterministic else {'dropout': rng}, **packing)
+    if isinstance(dropout_rate, jax.core.Tracer):
+      in_range = (dropout_rate >= 0) & (dropout_rate < 1)
+      logits = jnp.where(in_range, logits, jnp.nan)
     return logits, model_state
 
-  def _model_with_dropout(self, dropout_rate: float | None) -> nn.Module:
-    """The model with every dropout rate set to `dropout_rate` (the
-    configured model when None); one module per rate, kept."""
-    if dropout_rate is None:
-      return self.model
-    if isinstance(dropout_rate, jax.core.Tracer):
-      raise base.UnsupportedDropoutError(
-          f'workload {self.name} needs dropout_rate as a Python number, not '
-          'a traced array: mark it static in jax.jit or close over it')
+  @staticmethod
+  def _checked_rate(dropout_rate: float | jax.Array | None
+                    ) -> float | jax.Array | None:
+    """`dropout_rate` as a Python float when known in Python (refused
+    outside [0, 1)); a traced rate or None as it is."""
+    if dropout_rate is None or isinstance(dropout_rate, jax.core.Tracer):
+      return dropout_rate
     rate = float(dropout_rate)
     if not 0.0 <= rate < 1.0:
       raise base.UnsupportedDropoutError(
           f'dropout_rate must be in [0, 1), got {dropout_rate}')
-    if rate not in self._dropout_models:
-      config = dataclasses.replace(self.model_config, dropout_rate=rate,
-                                   attention_dropout_rate=rate)
-      self._dropout_models[rate] = transformer.Transformer(config)
-    return self._dropout_models[rate]
-
-  @functools.cached_property
-  def _dropout_models(self) -> dict[float, nn.Module]:
-    return {}
+    return rate
 
   def loss_fn(self, label_batch, logits_batch, mask_batch=None,
               label_smoothing=0.0):

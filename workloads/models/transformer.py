@@ -4,9 +4,11 @@ The model of AlgoPerf's WMT workload (itself the Flax WMT example): a shared
 source/target embedding that is also the output layer (logits divided by
 sqrt(d_model)), fixed sinusoidal positions, N encoder and N decoder layers,
 attention without biases, ReLU MLP, dropout on embeddings, attention
-weights, MLP hidden units and every residual branch. `pre_ln` puts the
-LayerNorm before each sublayer (plus a final LayerNorm on each side, as
-Xiong et al. 2020), otherwise after the residual sum (Vaswani et al. 2017).
+weights, MLP hidden units and every residual branch (a call may replace
+the configured rates, by Python numbers or traced scalars, so one compiled
+function serves every rate). `pre_ln` puts the LayerNorm before each
+sublayer (plus a final LayerNorm on each side, as Xiong et al. 2020),
+otherwise after the residual sum (Vaswani et al. 2017).
 
 Sizes (`TransformerConfig` defaults, AlgoPerf's): d_model 1024, 16 heads,
 qkv 1024, MLP 1024, 6 + 6 layers, vocabulary 32,000, length 256. AlgoPerf's
@@ -31,13 +33,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import flax.linen as nn
+from flax.linen import dtypes as flax_dtypes
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 Array = jax.Array
+# A dropout rate: a Python number, or a scalar array that may be traced.
+Rate = float | Array
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,19 +107,110 @@ class AddPositions(nn.Module):
     return x + jnp.take(table, positions, axis=0)
 
 
+class DropoutRates(NamedTuple):
+  """The rates a forward pass uses; either may be traced.
+
+  Attributes:
+    hidden: on embeddings, MLP hidden units and residual branches.
+    attention: on attention weights.
+  """
+
+  hidden: Rate
+  attention: Rate
+
+  @classmethod
+  def of(cls, config: TransformerConfig, hidden: Rate | None = None,
+         attention: Rate | None = None) -> DropoutRates:
+    """The configured rates, each replaced by its override when given."""
+    return cls(config.dropout_rate if hidden is None else hidden,
+               config.attention_dropout_rate if attention is None
+               else attention)
+
+
+def _known_zero(rate: Rate) -> bool:
+  # Only a rate known in Python can skip the mask; a traced 0 keeps
+  # everything through the same mask arithmetic.
+  return not isinstance(rate, jax.core.Tracer) and rate == 0
+
+
+def drop(rng: Array, rate: Rate, x: Array) -> Array:
+  """Zeroes each entry of `x` with probability `rate`, scaling the kept
+  ones by `1 / (1 - rate)`: the arithmetic of flax's `nn.Dropout`, so a
+  Python rate gives its results bit for bit.
+
+  Args:
+    rng: the key of the mask.
+    rate: in [0, 1); a traced rate is not checked (1 gives zeros with NaN
+      gradients, a negative one shrinks `x`).
+    x: the array to drop from.
+
+  Returns:
+    An array of `x`'s shape and dtype.
+  """
+  keep_prob = 1.0 - rate
+  keep = jax.random.bernoulli(rng, p=keep_prob, shape=x.shape)
+  return jax.lax.select(keep, x / jnp.asarray(keep_prob, x.dtype),
+                        jnp.zeros_like(x))
+
+
+class Dropout(nn.Module):
+  """Flax's `nn.Dropout` with the rate given at call time, where it may be
+  a traced scalar (flax tests its rate with a Python `if`).
+
+  It draws from the same 'dropout' rng stream, and keeps flax's name
+  (auto-named `Dropout_0`, ...), so a Python rate drops exactly what
+  `nn.Dropout` would.
+  """
+
+  @nn.compact
+  def __call__(self, x: Array, rate: Rate, deterministic: bool) -> Array:
+    if deterministic or _known_zero(rate):
+      return x
+    if not isinstance(rate, jax.core.Tracer) and rate == 1:
+      return jnp.zeros_like(x)  # As flax: no 0/0 in the gradient.
+    return drop(self.make_rng('dropout'), rate, x)
+
+
+def attention_with_dropout(query: Array, key: Array, value: Array,
+                           mask: Array | None = None,
+                           dropout_rng: Array | None = None,
+                           dtype=None, precision=None,
+                           force_fp32_for_softmax: bool = False, *,
+                           rate: Rate) -> Array:
+  """`nn.dot_product_attention` (same arguments and result) with
+  attention-weight dropout at a `rate` that may be traced; an
+  `attention_fn` for `nn.MultiHeadDotProductAttention`.
+
+  Each weight (no mask shared across batch or heads) is dropped as `drop`
+  does when `dropout_rng` is given, and none without it. The attention
+  module hands the `dropout_rng` of its call through; its own
+  `dropout_rate` stays 0, so it never tests the rate in Python.
+  """
+  query, key, value = flax_dtypes.promote_dtype(query, key, value,
+                                                dtype=dtype)
+  weights = nn.dot_product_attention_weights(
+      query, key, mask=mask, deterministic=True, dtype=query.dtype,
+      precision=precision, force_fp32_for_softmax=force_fp32_for_softmax)
+  if dropout_rng is not None:
+    weights = drop(dropout_rng, rate, weights)
+  return jnp.einsum('...hqk,...khd->...qhd', weights, value,
+                    precision=precision)
+
+
 class MlpBlock(nn.Module):
   """Dense → ReLU → dropout → Dense."""
 
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, x: Array, deterministic: bool) -> Array:
+  def __call__(self, x: Array, deterministic: bool,
+               rates: DropoutRates) -> Array:
     cfg = self.config
     dense = functools.partial(
         nn.Dense, kernel_init=nn.initializers.xavier_uniform(),
         bias_init=nn.initializers.normal(stddev=1e-6))
     y = nn.relu(dense(cfg.mlp_dim)(x))
-    y = nn.Dropout(cfg.dropout_rate)(y, deterministic=deterministic)
+    y = Dropout()(y, rates.hidden, deterministic)
     return dense(x.shape[-1])(y)
 
 
@@ -126,20 +223,30 @@ class Sublayer(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, body, x: Array, deterministic: bool) -> Array:
+  def __call__(self, body, x: Array, deterministic: bool,
+               rates: DropoutRates) -> Array:
     pre_ln = self.config.pre_ln
     y = body(nn.LayerNorm(name='norm')(x) if pre_ln else x)
-    y = nn.Dropout(self.config.dropout_rate)(y, deterministic=deterministic)
+    y = Dropout()(y, rates.hidden, deterministic)
     return x + y if pre_ln else nn.LayerNorm(name='norm')(x + y)
 
 
-def _attention(cfg: TransformerConfig, deterministic: bool, name: str,
+def _attention(cfg: TransformerConfig, rate: Rate, name: str,
                decode: bool = False) -> nn.Module:
   return nn.MultiHeadDotProductAttention(
       num_heads=cfg.num_heads, qkv_features=cfg.qkv_dim, use_bias=False,
       kernel_init=nn.initializers.xavier_uniform(),
-      broadcast_dropout=False, dropout_rate=cfg.attention_dropout_rate,
-      deterministic=deterministic, decode=decode, name=name)
+      attention_fn=functools.partial(attention_with_dropout, rate=rate),
+      decode=decode, name=name)
+
+
+def _attention_rng(layer: nn.Module, deterministic: bool,
+                   rate: Rate) -> Array | None:
+  """A 'dropout' key of `layer` for one attention's weights, or None when
+  no weight is dropped."""
+  if deterministic or _known_zero(rate):
+    return None
+  return layer.make_rng('dropout')
 
 
 class EncoderLayer(nn.Module):
@@ -148,14 +255,17 @@ class EncoderLayer(nn.Module):
   config: TransformerConfig
 
   @nn.compact
-  def __call__(self, x: Array, mask: Array, deterministic: bool) -> Array:
+  def __call__(self, x: Array, mask: Array, deterministic: bool,
+               rates: DropoutRates) -> Array:
     cfg = self.config
-    attend = _attention(cfg, deterministic, 'self_attention')
-    x = Sublayer(cfg, name='attention')(lambda y: attend(y, mask=mask), x,
-                                        deterministic)
+    attend = _attention(cfg, rates.attention, 'self_attention')
+    rng = _attention_rng(self, deterministic, rates.attention)
+    x = Sublayer(cfg, name='attention')(
+        lambda y: attend(y, mask=mask, dropout_rng=rng), x, deterministic,
+        rates)
     mlp = MlpBlock(cfg, name='mlp')
     return Sublayer(cfg, name='feed_forward')(
-        lambda y: mlp(y, deterministic), x, deterministic)
+        lambda y: mlp(y, deterministic, rates), x, deterministic, rates)
 
 
 class DecoderLayer(nn.Module):
@@ -166,18 +276,24 @@ class DecoderLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, encoded: Array, self_mask: Array | None,
-               cross_mask: Array, deterministic: bool) -> Array:
+               cross_mask: Array, deterministic: bool,
+               rates: DropoutRates) -> Array:
     cfg = self.config
-    self_attend = _attention(cfg, deterministic, 'self_attention',
+    self_attend = _attention(cfg, rates.attention, 'self_attention',
                              self.decode)
-    cross_attend = _attention(cfg, deterministic, 'cross_attention')
+    cross_attend = _attention(cfg, rates.attention, 'cross_attention')
+    self_rng = _attention_rng(self, deterministic, rates.attention)
+    cross_rng = _attention_rng(self, deterministic, rates.attention)
     x = Sublayer(cfg, name='attention')(
-        lambda y: self_attend(y, mask=self_mask), x, deterministic)
+        lambda y: self_attend(y, mask=self_mask, dropout_rng=self_rng), x,
+        deterministic, rates)
     x = Sublayer(cfg, name='cross')(
-        lambda y: cross_attend(y, encoded, mask=cross_mask), x, deterministic)
+        lambda y: cross_attend(y, encoded, mask=cross_mask,
+                               dropout_rng=cross_rng), x, deterministic,
+        rates)
     mlp = MlpBlock(cfg, name='mlp')
     return Sublayer(cfg, name='feed_forward')(
-        lambda y: mlp(y, deterministic), x, deterministic)
+        lambda y: mlp(y, deterministic, rates), x, deterministic, rates)
 
 
 def _segment_mask(query_segments: Array | None, key_segments: Array | None,
@@ -209,34 +325,43 @@ class Transformer(nn.Module):
     self.encoder_layers = [EncoderLayer(cfg) for _ in range(cfg.num_layers)]
     self.decoder_layers = [DecoderLayer(cfg, self.decode)
                            for _ in range(cfg.num_layers)]
-    self.dropout = nn.Dropout(cfg.dropout_rate)
+    self.dropout = Dropout()
     if cfg.pre_ln:
       self.encoder_norm = nn.LayerNorm()
       self.decoder_norm = nn.LayerNorm()
 
   def encode(self, inputs: Array, *, inputs_positions: Array | None = None,
              inputs_segmentation: Array | None = None,
-             deterministic: bool = True) -> Array:
-    """Encodes token ids `(B, L)` into `(B, L, emb_dim)`."""
+             deterministic: bool = True, dropout_rate: Rate | None = None,
+             attention_dropout_rate: Rate | None = None) -> Array:
+    """Encodes token ids `(B, L)` into `(B, L, emb_dim)`.
+
+    The dropout arguments are those of `__call__`.
+    """
+    rates = DropoutRates.of(self.config, dropout_rate, attention_dropout_rate)
     mask = _segment_mask(inputs_segmentation, inputs_segmentation,
                          nn.make_attention_mask(inputs > 0, inputs > 0))
     x = self.encoder_positions(self.embed(inputs.astype(jnp.int32)),
                                inputs_positions)
-    x = self.dropout(x, deterministic=deterministic)
+    x = self.dropout(x, rates.hidden, deterministic)
     for layer in self.encoder_layers:
-      x = layer(x, mask, deterministic)
+      x = layer(x, mask, deterministic, rates)
     return self.encoder_norm(x) if self.config.pre_ln else x
 
   def decode_logits(self, encoded: Array, inputs: Array, targets: Array, *,
                     targets_positions: Array | None = None,
                     inputs_segmentation: Array | None = None,
                     targets_segmentation: Array | None = None,
-                    deterministic: bool = True) -> Array:
+                    deterministic: bool = True,
+                    dropout_rate: Rate | None = None,
+                    attention_dropout_rate: Rate | None = None) -> Array:
     """Logits of each next target token given the previous ones.
 
     In training mode `targets` are the whole target rows (shifted right
-    here); in decode mode one token `(B, 1)`, the last one emitted.
+    here); in decode mode one token `(B, 1)`, the last one emitted. The
+    dropout arguments are those of `__call__`.
     """
+    rates = DropoutRates.of(self.config, dropout_rate, attention_dropout_rate)
     if self.decode:
       self_mask = None  # The cache masks the future itself.
       cross_mask = nn.make_attention_mask(jnp.ones_like(targets) > 0,
@@ -253,9 +378,9 @@ class Transformer(nn.Module):
       y = shift_right(targets, targets_segmentation)
     y = self.decoder_positions(self.embed(y.astype(jnp.int32)),
                                targets_positions)
-    y = self.dropout(y, deterministic=deterministic)
+    y = self.dropout(y, rates.hidden, deterministic)
     for layer in self.decoder_layers:
-      y = layer(y, encoded, self_mask, cross_mask, deterministic)
+      y = layer(y, encoded, self_mask, cross_mask, deterministic, rates)
     if self.config.pre_ln:
       y = self.decoder_norm(y)
     return self.embed.attend(y) / jnp.sqrt(jnp.float32(y.shape[-1]))
@@ -265,15 +390,34 @@ class Transformer(nn.Module):
                targets_positions: Array | None = None,
                inputs_segmentation: Array | None = None,
                targets_segmentation: Array | None = None,
-               deterministic: bool = True) -> Array:
+               deterministic: bool = True, dropout_rate: Rate | None = None,
+               attention_dropout_rate: Rate | None = None) -> Array:
+    """Logits `(B, L_target, vocab)` of token ids `(B, L)`.
+
+    Args:
+      inputs: source token ids, 0-padded.
+      targets: target token ids, 0-padded.
+      inputs_positions: positions of packed source rows.
+      targets_positions: positions of packed target rows.
+      inputs_segmentation: sentence numbers of packed source rows.
+      targets_segmentation: sentence numbers of packed target rows.
+      deterministic: no dropout; otherwise `apply` needs a 'dropout' rng.
+      dropout_rate: replaces the configured `dropout_rate` (embeddings, MLP
+        hidden units, residual branches) when given; a Python number or a
+        scalar array, traced or not, in [0, 1) (a traced one is not
+        checked, see `drop`).
+      attention_dropout_rate: likewise for `attention_dropout_rate`.
+    """
+    rate_overrides = dict(dropout_rate=dropout_rate,
+                          attention_dropout_rate=attention_dropout_rate)
     encoded = self.encode(inputs, inputs_positions=inputs_positions,
                           inputs_segmentation=inputs_segmentation,
-                          deterministic=deterministic)
+                          deterministic=deterministic, **rate_overrides)
     return self.decode_logits(
         encoded, inputs, targets, targets_positions=targets_positions,
         inputs_segmentation=inputs_segmentation,
         targets_segmentation=targets_segmentation,
-        deterministic=deterministic)
+        deterministic=deterministic, **rate_overrides)
 
 
 def shift_right(targets: Array, segmentation: Array | None = None) -> Array:
