@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any, Mapping
 
 from workloads import base
+
+
+class TuningRuleset(str, enum.Enum):
+  """AlgoPerf's tuning rulesets (its `docs/DOCUMENTATION.md`)."""
+
+  # Hyperparameters from the submission's search space, one point a trial.
+  EXTERNAL = 'external'
+  # The submission tunes itself: its functions get None as hyperparameters.
+  SELF = 'self'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +100,8 @@ class RunConfig:
       preconditioner (.npz in the run directory) for frozen-Adam runs.
     tensorboard: also write the records' scalars live as TensorBoard event
       files under this log directory ('': none; `harness.tensorboard_log`).
+    tuning_ruleset: AlgoPerf's ruleset; under `SELF` the submission gets no
+      hyperparameters, so `hparams` must be empty.
   """
 
   workload: str
@@ -118,6 +130,7 @@ class RunConfig:
   curvature: CurvatureConfig = NO_CURVATURE
   save_preconditioner_at: tuple[int, ...] = ()
   tensorboard: str = ''
+  tuning_ruleset: TuningRuleset = TuningRuleset.EXTERNAL
 
   def __post_init__(self):
     """Refuses values no run can use, before any file is written.
@@ -137,6 +150,13 @@ class RunConfig:
       raise ValueError(
           'max_runtime_s must be positive (leave it unset for the '
           f"workload's budget), got {self.max_runtime_s}")
+    # A name ('self') is taken as the ruleset it names.
+    object.__setattr__(self, 'tuning_ruleset',
+                       TuningRuleset(self.tuning_ruleset))
+    if self.tuning_ruleset is TuningRuleset.SELF and self.hparams:
+      raise ValueError(
+          'tuning_ruleset self: the submission tunes itself and takes no '
+          f'hyperparameters; got {sorted(self.hparams)}')
     early = [step for step in self.save_preconditioner_at if step < 1]
     if early:
       raise ValueError(f'save_preconditioner_at steps must be >= 1 (the '

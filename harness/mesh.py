@@ -1,9 +1,15 @@
 """Data parallelism with `jax.sharding`: one code path for 1 to N devices.
 
-A one-axis `Mesh` named 'data' spans every device of every process. Batch
+A one-axis `Mesh` named 'batch' spans every device of every process. Batch
 leaves are `(num_chunks, chunk_size, ...)`: the chunk axis is replicated and
-the example axis split over 'data'; parameters and optimizer state are
-replicated. jit propagates these shardings, so gradients are all-reduced by
+the example axis split over 'batch'. AlgoPerf-form submissions get their
+batches as AlgoPerf gives them, `(batch_size, ...)` split along the first
+axis (`shard_examples`). Parameters and optimizer state are replicated.
+
+The mesh is the one AlgoPerf's `jax_sharding_utils` builds (all devices,
+axis 'batch'): an AlgoPerf-form step jitted with its shardings then gets its
+inputs in exactly those shardings, at the first step and every later one,
+so it compiles once. jit propagates these shardings, so gradients are all-reduced by
 XLA and no step function knows how many devices there are.
 """
 
@@ -16,6 +22,9 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+# The mesh's one axis, named as AlgoPerf's `jax_sharding_utils` names it.
+AXIS = 'batch'
+
 
 @dataclasses.dataclass(frozen=True)
 class DataParallel:
@@ -25,7 +34,7 @@ class DataParallel:
 
   @classmethod
   def over_all_devices(cls) -> DataParallel:
-    return cls(Mesh(np.asarray(jax.devices()), ('data',)))
+    return cls(Mesh(np.asarray(jax.devices()), (AXIS,)))
 
   @property
   def num_devices(self) -> int:
@@ -37,7 +46,11 @@ class DataParallel:
 
   @property
   def chunked_batch(self) -> NamedSharding:
-    return NamedSharding(self.mesh, P(None, 'data'))
+    return NamedSharding(self.mesh, P(None, AXIS))
+
+  @property
+  def examples_batch(self) -> NamedSharding:
+    return NamedSharding(self.mesh, P(AXIS))
 
   def check_chunk_size(self, chunk_size: int) -> None:
     if chunk_size % self.num_devices:
@@ -76,6 +89,23 @@ class DataParallel:
     same call on one host or many.
     """
     return jax.tree.map(lambda x: self._put(x, self.chunked_batch), batch)
+
+  def shard_examples(self, batch: Any) -> Any:
+    """Host arrays with a chunk axis -> global device arrays without it.
+
+    The chunks are merged in order, so example i of chunk c becomes example
+    c * chunk_size + i, and the one example axis is split over the mesh, as
+    AlgoPerf's `jax_sharding_utils.shard_along_batch_dim` places a batch.
+    """
+    return jax.tree.map(
+        lambda x: self._put(np.reshape(x, (-1,) + np.shape(x)[2:]),
+                            self.examples_batch), batch)
+
+  def place_batch(self, batch: Any, *, chunk_axis: bool) -> Any:
+    """`shard_batch` when the submission takes a chunk axis, else
+    `shard_examples`."""
+    return self.shard_batch(batch) if chunk_axis else self.shard_examples(
+        batch)
 
   @staticmethod
   def _put(x: np.ndarray, sharding: NamedSharding) -> jax.Array:

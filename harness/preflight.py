@@ -98,7 +98,9 @@ def set_up(config: config_lib.RunConfig, workload: base.Workload | None,
     else:  # The records then name what actually ran.
       config = dataclasses.replace(config, workload=workload.name)
     if submission is None:
-      submission = loading.load(config.submission, config.hparams)
+      submission = loading.load(
+          config.submission, config.hparams,
+          self_tuning=config.tuning_ruleset is config_lib.TuningRuleset.SELF)
     else:
       config = dataclasses.replace(config, submission=submission.name,
                                    hparams=submission.hparams.to_dict())

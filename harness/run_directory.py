@@ -39,7 +39,7 @@ from harness import records
 Status = records.Status
 
 FINISHED = frozenset({Status.REACHED_TARGET, Status.BUDGET_EXHAUSTED,
-                      Status.DIVERGED})
+                      Status.DIVERGED, Status.TRAINING_COMPLETE})
 
 # Flags a resumed run may change: where and how often it saves, how much it
 # prints, and how evaluation data is held, none of which changes a record.

@@ -16,7 +16,7 @@ import math
 import pathlib
 import shutil
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import optax
@@ -25,6 +25,7 @@ from harness import checkpoints as checkpoints_lib
 from harness import clock as clock_lib
 from harness import config as config_lib
 from harness import evaluation
+from harness import input_queue
 from harness import milestones as milestones_lib
 from harness import outcome
 from harness import probe as probe_lib
@@ -136,7 +137,8 @@ class _TrainingLoop:
     self.step = 0
     self.start_step = 0  # The first step of this launch.
     self.prepared_in_launch = False  # prepare_for_eval has compiled.
-    self.batches_drawn = 0
+    self.batches_drawn = 0  # Before the queue opens; then `queue.drawn`.
+    self.queue: input_queue.InputQueue | None = None
     self.times = dict(_NO_TIME)
     self.earlier_wall_s = 0.0  # Wall time of earlier launches of the run.
     self.resumed_at: tuple[int, ...] = ()
@@ -234,7 +236,8 @@ class _TrainingLoop:
     opt_state = self.parallel.place(submission.init_optimizer_state(
         workload, params, model_state, opt_rng))
     self.state = (params, opt_state, model_state)
-    self.contract = step_checks.StepContract.of(params, model_state)
+    self.contract = step_checks.StepContract.of(
+        params, model_state, chunk_axis=submission.batches_have_chunk_axis)
     self.evaluator = evaluation.Evaluator(
         workload, self.dataset, self.parallel,
         resident_bytes=int(config.eval_resident_gb * 2**30))
@@ -284,7 +287,9 @@ class _TrainingLoop:
 
   def _bookkeeping(self) -> dict[str, Any]:
     return {
-        'step': self.step, 'batches_drawn': self.batches_drawn,
+        'step': self.step,
+        'batches_drawn': self.queue.drawn if self.queue else (
+            self.batches_drawn),
         'submission_time_s': self.clock.elapsed_s,
         'timed_compiles': self.clock.compiles, 'times': dict(self.times),
         'wall_time_s': self._wall_s(),
@@ -340,7 +345,10 @@ class _TrainingLoop:
   def _train(self, resuming: bool) -> Status:
     self._start(resuming)
     submission, workload = self.submission, self.workload
-    queue = self._device_batches()
+    queue = self.queue = input_queue.InputQueue(
+        self.dataset, self.regime, self.config.seed, self.parallel,
+        chunk_axis=submission.batches_have_chunk_axis,
+        drawn=self.batches_drawn)
     keys = step_keys.StepKeys(self.step_rng)
     while True:
       self._check_budget()
@@ -358,9 +366,16 @@ class _TrainingLoop:
                                         keys[self.step])
       if first_of_launch:
         self.contract.check_batch(batch, self.step)
-      out = submission.update_params(workload, params, model_state, batch,
-                                     opt_state, self.eval_results, self.step,
-                                     keys[self.step])
+      try:
+        out = submission.update_params(workload, params, model_state, batch,
+                                       opt_state, self.eval_results,
+                                       self.step, keys[self.step])
+      except api.TrainingComplete:  # The step made no update.
+        self.in_step = False
+        self.phase = records.ErrorKind.HARNESS
+        self.progress.message(f'{submission.name} ended training at step '
+                              f'{self.step}')
+        self._finish(Status.TRAINING_COMPLETE)
       self.state = (out.params, out.optimizer_state, out.model_state)
       self.step += 1
       self.in_step = False
@@ -379,19 +394,6 @@ class _TrainingLoop:
       if sync:
         self._synchronise(out.metrics)
 
-  def _device_batches(self) -> Iterator[Any]:
-    batches = self.dataset.train_batches(self.regime, self.config.seed)
-    if self.regime.full_batch:
-      batch = self.parallel.shard_batch(next(batches))
-      while True:
-        self.batches_drawn += 1
-        yield batch
-    for _ in range(self.batches_drawn):  # The data order's position.
-      next(batches)
-    for batch in batches:
-      self.batches_drawn += 1
-      yield self.parallel.shard_batch(batch)
-
   def _check_budget(self) -> None:
     if self.signals is not None and self.signals.received:
       self.signals.acknowledge()
@@ -400,10 +402,15 @@ class _TrainingLoop:
       raise _Stop(Status.INTERRUPTED)
     if self.step >= self.max_steps or self._submission_time_s() >= (
         self.max_runtime_s):
-      self.clock.pause(self.state)  # Still running when time ran out.
-      self._final_measurements()
-      raise _Stop(Status.REACHED_TARGET if self.milestones.reached_target
-                  else Status.BUDGET_EXHAUSTED)
+      self._finish(Status.BUDGET_EXHAUSTED)
+
+  def _finish(self, unreached: Status) -> None:
+    """Ends the run with its final measurements: `unreached` is the
+    status unless the target was reached."""
+    self.clock.pause(self.state)  # Still running when time ran out.
+    self._final_measurements()
+    raise _Stop(Status.REACHED_TARGET if self.milestones.reached_target
+                else unreached)
 
   def _sync_due(self) -> bool:
     step, every = self.step, self.config.checkpoint_every
@@ -439,16 +446,7 @@ class _TrainingLoop:
       self._probe(records.ProbeReason.SCHEDULE)
 
   def _evaluate(self) -> None:
-    params, opt_state, model_state = self.state
-    with clock_lib.Stopwatch() as prepare:  # Timed, as AlgoPerf times it.
-      prepared = self.submission.prepare_for_eval(
-          self.workload, params, model_state, opt_state, self.eval_results,
-          self.step, jax.random.PRNGKey(0))
-      jax.block_until_ready(prepared)
-    if self.start_step == 0 or self.prepared_in_launch:  # As the first step.
-      self.times['prepare_for_eval_s'] += prepare.seconds
-    self.prepared_in_launch = True
-    _, params, model_state = prepared
+    params, opt_state, model_state = self._prepare_for_eval()
     with clock_lib.Stopwatch() as watch:
       metrics = self.evaluator(params, model_state)
     self.times['eval_time_s'] += watch.seconds
@@ -463,6 +461,29 @@ class _TrainingLoop:
     if self.writer:
       self.writer.append_eval(record)
     self._act_on(record)
+
+  def _prepare_for_eval(self) -> tuple[Any, Any, Any]:
+    """The submission's `prepare_for_eval`, timed as AlgoPerf times it;
+    training goes on from the state it returns, as in AlgoPerf's runner.
+
+    The marked boundary keeps the state from before it: a run resumed
+    there prepares again, as the uninterrupted run did.
+    """
+    params, opt_state, model_state = self.state
+    phase, self.phase = self.phase, records.ErrorKind.SUBMISSION
+    with clock_lib.Stopwatch() as prepare:
+      prepared = self.submission.prepare_for_eval(
+          self.workload, params, model_state, opt_state, self.eval_results,
+          self.step, jax.random.PRNGKey(0))
+      jax.block_until_ready(prepared)
+    self.contract.check_prepared(prepared, self.step)
+    self.phase = phase
+    if self.start_step == 0 or self.prepared_in_launch:  # As the first step.
+      self.times['prepare_for_eval_s'] += prepare.seconds
+    self.prepared_in_launch = True
+    opt_state, params, model_state = prepared
+    self.state = (params, opt_state, model_state)
+    return self.state
 
   def _act_on(self, record: records.EvalRecord) -> None:
     """Milestones of an evaluation: stop, report, probe, as they ask."""

@@ -82,6 +82,10 @@ def _shape_dtype(x: Any) -> jax.ShapeDtypeStruct:
   return jax.ShapeDtypeStruct(np.shape(x), _dtype(x))
 
 
+_CHUNKED = ('num_chunks', 'chunk_size')
+_EXAMPLES = ('batch_size',)
+
+
 @dataclasses.dataclass(frozen=True)
 class StepContract:
   """The params and model state a run starts with, as shapes and dtypes.
@@ -95,23 +99,28 @@ class StepContract:
 
   params: _Signature
   model_state: _Signature
+  # The leading axes every batch leaf has: (num_chunks, chunk_size), or
+  # (batch_size,) for a submission that takes batches without chunks.
+  batch_axes: tuple[str, ...] = _CHUNKED
 
   @classmethod
-  def of(cls, params: Any, model_state: Any) -> StepContract:
-    return cls(_Signature.of(params), _Signature.of(model_state))
+  def of(cls, params: Any, model_state: Any, *,
+         chunk_axis: bool = True) -> StepContract:
+    return cls(_Signature.of(params), _Signature.of(model_state),
+               _CHUNKED if chunk_axis else _EXAMPLES)
 
   def check_batch(self, batch: Any, step: int) -> None:
-    """Checks what `data_selection` returned: a dict of chunked arrays.
+    """Checks what `data_selection` returned: a dict of arrays.
 
-    Every leaf must be an array with the leading (num_chunks, chunk_size)
-    axes of `workloads.base`, the same for all leaves.
+    Every leaf must be an array with the leading `batch_axes`, the same
+    for all leaves.
     """
-    problem = _batch_problem(batch)
+    problem = _batch_problem(batch, self.batch_axes)
     if problem:
       raise SubmissionOutputError(
           f'data_selection returned {problem} at step {step}; it must '
-          'return a batch, a dict of arrays shaped (num_chunks, '
-          'chunk_size, ...) such as next(input_queue)')
+          f'return a batch, a dict of arrays shaped ({_axes(self.batch_axes)}'
+          ', ...) such as next(input_queue)')
 
   def check_output(self, out: Any, step: int) -> None:
     """Checks what `update_params` returned against the run's start.
@@ -137,6 +146,23 @@ class StepContract:
           f'update_params returned metrics {problem} at step {step}; '
           'metrics are a dict of scalars, e.g. {"loss": loss}')
 
+  def check_prepared(self, prepared: Any, step: int) -> None:
+    """Checks what `prepare_for_eval` returned: (optimizer_state, params,
+    model_state), the params and model state shaped as at the start."""
+    if not isinstance(prepared, tuple) or len(prepared) != 3:
+      raise SubmissionOutputError(
+          f'prepare_for_eval returned {type(prepared).__name__} at step '
+          f'{step}, expected (optimizer_state, params, model_state)')
+    for name, signature, tree in (('params', self.params, prepared[1]),
+                                  ('model_state', self.model_state,
+                                   prepared[2])):
+      problem = signature.mismatch(tree)
+      if problem:
+        raise SubmissionOutputError(
+            f'prepare_for_eval returned {name} unlike the initial ones at '
+            f'step {step}: {problem}; training goes on from what it '
+            'returns, so it keeps their structure, shapes and dtypes')
+
   def _params_message(self, out: api.StepOutput, step: int) -> str:
     """Names the leaf that changed, or the position the params came back in:
     params found in another slot are outputs returned in the wrong order."""
@@ -153,7 +179,11 @@ class StepContract:
             'dtypes')
 
 
-def _batch_problem(batch: Any) -> str | None:
+def _axes(names: tuple[str, ...]) -> str:
+  return ', '.join(names)
+
+
+def _batch_problem(batch: Any, axes: tuple[str, ...]) -> str | None:
   if batch is None:
     return 'None'
   if not isinstance(batch, Mapping) or not batch:
@@ -165,12 +195,12 @@ def _batch_problem(batch: Any) -> str | None:
     where = f'leaf {jax.tree_util.keystr(path)}'
     if shape is None or getattr(leaf, 'dtype', None) is None:
       return f'a batch whose {where} is {api.leaf_spec(leaf)}, not an array'
-    if len(shape) < 2:
+    if len(shape) < len(axes):
       return (f'a batch whose {where} is {api.leaf_spec(leaf)}, without the '
-              '(num_chunks, chunk_size) axes')
+              f'({_axes(axes)}) axes')
     if leading is None:
-      leading = shape[:2]
-    elif shape[:2] != leading:
+      leading = shape[:len(axes)]
+    elif shape[:len(axes)] != leading:
       return (f'a batch whose {where} is {api.leaf_spec(leaf)} where the '
               f'others lead with {leading}')
   return None

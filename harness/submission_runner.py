@@ -18,7 +18,8 @@ This module only parses flags; `harness.runner.train` does the work.
 
 Exit status:
 
-- 0: the run ended as a result: target reached, budget exhausted, diverged.
+- 0: the run ended as a result: target reached, budget exhausted, diverged,
+  or training ended by the submission (AlgoPerf's TrainingCompleteError).
 - 1: an exception inside the run (in the submission's update, say); it is
   recorded in the run directory's `summary.json`, and one line names it and
   the directory (`--verbose` adds the traceback).
@@ -171,8 +172,9 @@ _NUM_TUNING_TRIALS = flags.DEFINE_integer(
     'counted from 0 (--trial=0 is AlgoPerf\'s trial_1), so a study of N '
     'trials is N runs, --trial=0 to --trial=N-1. When given, --trial must be '
     'below it.', lower_bound=1)
-_TUNING_RULESET = flags.DEFINE_enum(
-    'tuning_ruleset', 'external', ['external', 'self'],
+_TUNING_RULESET = flags.DEFINE_enum_class(
+    'tuning_ruleset', config_lib.TuningRuleset.EXTERNAL,
+    config_lib.TuningRuleset,
     'AlgoPerf\'s tuning ruleset: external (hyperparameters from --hparams or '
     '--search_space) or self (the submission tunes itself; both refused).')
 _EXPERIMENT_NAME = flags.DEFINE_string(
@@ -191,7 +193,7 @@ def _hparams() -> dict:
   """
   given = [f'--{flag.name}' for flag in (_HPARAMS, _SEARCH_SPACE)
            if flag.value]
-  if _TUNING_RULESET.value == 'self' and given:
+  if _TUNING_RULESET.value is config_lib.TuningRuleset.SELF and given:
     raise cli.UserError(
         f'--tuning_ruleset=self: the submission tunes itself, so it takes no '
         f'{" or ".join(given)}; drop them or use --tuning_ruleset=external')
@@ -252,7 +254,8 @@ def config_from_flags() -> config_lib.RunConfig:
       checkpoint_every_s=_CHECKPOINT_EVERY_S.value, curvature=curvature,
       save_preconditioner_at=tuple(int(s) for s in
                                    _SAVE_PRECONDITIONER.value),
-      tensorboard=_TENSORBOARD.value)
+      tensorboard=_TENSORBOARD.value,
+      tuning_ruleset=_TUNING_RULESET.value)
 
 
 _parse = cli.flags_parser(PROGRAM)

@@ -60,6 +60,13 @@ class _HookMixin:
   name: str
   module: types.ModuleType
   hparams: api.Hyperparameters
+  self_tuning: bool = False
+
+  @property
+  def module_hparams(self) -> api.Hyperparameters | None:
+    """What the module's functions get as their hyperparameters: None
+    under the self-tuning ruleset, as AlgoPerf passes them."""
+    return None if self.self_tuning else self.hparams
 
   def implements(self, hook: str) -> bool:
     return _defines(self.module, hook)
@@ -69,12 +76,12 @@ class _HookMixin:
       return None
     return _call(self.module, 'preconditioner',
                  optimizer_state=optimizer_state,
-                 hyperparameters=self.hparams)
+                 hyperparameters=self.module_hparams)
 
   def dynamics(self) -> dynamics_lib.Dynamics | None:
     if not _defines(self.module, 'dynamics'):
       return None
-    result = _call(self.module, 'dynamics', hyperparameters=self.hparams)
+    result = _call(self.module, 'dynamics', hyperparameters=self.module_hparams)
     if not isinstance(result, dynamics_lib.Dynamics):
       raise api.SubmissionOutputError(
           f'{self.name}.dynamics returned {type(result).__name__}, expected '
@@ -97,10 +104,12 @@ class ShortFormSubmission(_HookMixin, api.Submission):
   """
 
   def __init__(self, name: str, module: types.ModuleType,
-               hparams: api.Hyperparameters):
+               hparams: api.Hyperparameters, *, self_tuning: bool = False):
     super().__init__(name, hparams)
     self.module = module
-    self.optimizer = _call(module, 'make_optimizer', hparams=hparams)
+    self.self_tuning = self_tuning
+    self.optimizer = _call(module, 'make_optimizer',
+                           hparams=self.module_hparams)
     if not isinstance(self.optimizer, optax.GradientTransformation):
       raise api.SubmissionOutputError(
           f'{name}.make_optimizer returned {type(self.optimizer).__name__}, '
@@ -169,33 +178,41 @@ def optax_train_step(workload: base.Workload,
 class AlgoPerfSubmission(_HookMixin, api.Submission):
   """Calls the AlgoPerf-form functions of a module."""
 
+  batches_have_chunk_axis = False
+
   def __init__(self, name: str, module: types.ModuleType,
-               hparams: api.Hyperparameters):
+               hparams: api.Hyperparameters, *, self_tuning: bool = False):
     super().__init__(name, hparams)
     self.module = module
+    self.self_tuning = self_tuning
 
   def init_optimizer_state(self, workload, params, model_state, rng):
     return _call(self.module, 'init_optimizer_state', workload=workload,
                  model_params=params, model_state=model_state,
-                 hyperparameters=self.hparams, rng=rng)
+                 hyperparameters=self.module_hparams, rng=rng)
 
   def data_selection(self, workload, input_queue, optimizer_state, params,
                      model_state, global_step, rng):
     return _call(self.module, 'data_selection', workload=workload,
                  input_queue=input_queue, optimizer_state=optimizer_state,
                  current_param_container=params, model_state=model_state,
-                 hyperparameters=self.hparams, global_step=global_step,
+                 hyperparameters=self.module_hparams, global_step=global_step,
                  rng=rng)
 
   def update_params(self, workload, params, model_state, batch,
                     optimizer_state, eval_results, global_step, rng):
-    out = _call(self.module, 'update_params', workload=workload,
-                current_param_container=params,
-                current_params_types=params_types(workload),
-                model_state=model_state, hyperparameters=self.hparams,
-                batch=batch, loss_type=workload.loss_type,
-                optimizer_state=optimizer_state, eval_results=eval_results,
-                global_step=global_step, rng=rng)
+    try:
+      out = _call(self.module, 'update_params', workload=workload,
+                  current_param_container=params,
+                  current_params_types=params_types(workload),
+                  model_state=model_state, hyperparameters=self.module_hparams,
+                  batch=batch, loss_type=workload.loss_type,
+                  optimizer_state=optimizer_state, eval_results=eval_results,
+                  global_step=global_step, rng=rng)
+    except Exception as e:  # pylint: disable=broad-except
+      if _is_installed_training_complete(e):
+        raise api.TrainingComplete(str(e)) from e
+      raise
     if not isinstance(out, tuple) or len(out) not in (3, 4):
       raise api.SubmissionOutputError(
           f'{self.name}.update_params returned {_shape_of_return(out)}, '
@@ -215,7 +232,7 @@ class AlgoPerfSubmission(_HookMixin, api.Submission):
     out = _call(self.module, 'prepare_for_eval', workload=workload,
                 current_param_container=params,
                 current_params_types=params_types(workload),
-                model_state=model_state, hyperparameters=self.hparams,
+                model_state=model_state, hyperparameters=self.module_hparams,
                 loss_type=workload.loss_type,
                 optimizer_state=optimizer_state, eval_results=eval_results,
                 global_step=global_step, rng=rng)
@@ -224,6 +241,15 @@ class AlgoPerfSubmission(_HookMixin, api.Submission):
           f'{self.name}.prepare_for_eval returned {_shape_of_return(out)}, '
           'expected (optimizer_state, params, model_state)')
     return out
+
+
+def _is_installed_training_complete(error: Exception) -> bool:
+  """Whether `error` is the `TrainingCompleteError` of an installed
+  `algoperf` (ours subclasses `api.TrainingComplete` already)."""
+  kind = type(error)
+  return (kind.__name__ == 'TrainingCompleteError' and
+          kind.__module__ == 'algoperf.spec' and
+          not isinstance(error, api.TrainingComplete))
 
 
 def _shape_of_return(out: Any) -> str:

@@ -11,13 +11,20 @@ they return: `init_optimizer_state` the optimizer state; `update_params`
 `get_batch_size` an int; `data_selection` a batch; the optional
 `prepare_for_eval` (optimizer_state, params, model_state).
 
-Differences from AlgoPerf: batches carry a leading chunk axis (see
-`workloads.base`), and `workload.loss_and_grad` returns the chunk-accumulated
-loss and gradient, which is what `update_params` should differentiate.
+Batches reach an AlgoPerf-form module as AlgoPerf gives them: dicts of
+arrays `(batch_size, ...)`, already on the devices and split along the first
+axis (`harness.mesh.DataParallel.shard_examples`), so code written for
+AlgoPerf's `jax_sharding_utils` runs unchanged on one device or several. It
+differentiates `workload.model_fn` and `workload.loss_fn`, as AlgoPerf's
+baselines do. In full-batch mode that batch is the whole training set in
+one array; only the short form below accumulates over chunks.
 
 Short form: a module exposing `make_optimizer(hparams) ->
 optax.GradientTransformation`; the harness adapts it (see
-`adapters.ShortFormSubmission`).
+`adapters.ShortFormSubmission`) and steps it on batches with a leading chunk
+axis (see `workloads.base`), through `workload.loss_and_grad`, which
+accumulates the loss and gradient over the chunks so that memory stays
+bounded for a full batch of any size.
 
 Either form may add the AEoS hooks that the curvature probe reads, also in
 `FUNCTIONS`: `preconditioner` returns a params-shaped pytree of the diagonal
@@ -110,6 +117,16 @@ _NUMBERS = (jax.Array, np.ndarray, np.number, float, int)
 
 class LearningRateUnknown(Exception):
   """The optimizer state does not hold exactly one learning rate."""
+
+
+class TrainingComplete(Exception):
+  """Raised by `update_params` to end training before the budget.
+
+  AlgoPerf's `spec.TrainingCompleteError` is this exception (a real
+  `algoperf`'s is translated to it). The step that raised it made no
+  update; the run ends with its final evaluation, as when the budget runs
+  out, with status `training_complete` unless the target was reached.
+  """
 
 
 class SubmissionOutputError(TypeError):
@@ -243,6 +260,10 @@ class Submission(abc.ABC):
 
   Both module forms are adapted to this one interface.
   """
+
+  # Whether `data_selection` gets batches with the leading chunk axis of
+  # `workloads.base`; AlgoPerf-form submissions get them without it.
+  batches_have_chunk_axis: bool = True
 
   def __init__(self, name: str, hparams: Hyperparameters):
     self.name = name

@@ -189,13 +189,15 @@ def source_sha256(submission: api.Submission) -> str:
   return hashlib.sha256(pathlib.Path(source).read_bytes()).hexdigest()
 
 
-def load(spec: str, hparams: Mapping[str, Any] | None = None
-         ) -> api.Submission:
+def load(spec: str, hparams: Mapping[str, Any] | None = None, *,
+         self_tuning: bool = False) -> api.Submission:
   """Loads, validates and binds a submission to its hyperparameters.
 
   Args:
     spec: a baseline name (see `BASELINES`) or the path of a .py file.
     hparams: values over the module's DEFAULT_HPARAMS; None uses the defaults.
+    self_tuning: AlgoPerf's self-tuning ruleset: the module's functions get
+      None as their hyperparameters, and `hparams` must be empty.
 
   Returns:
     The submission, adapted to `api.Submission`.
@@ -206,8 +208,13 @@ def load(spec: str, hparams: Mapping[str, Any] | None = None
     api.SubmissionOutputError: `make_optimizer` returned no
       `optax.GradientTransformation`.
   """
+  if self_tuning and hparams:
+    raise hparams_lib.HparamsError(
+        f'a self-tuning submission takes no hyperparameters; got '
+        f'{sorted(hparams)}')
   name, module = import_module(spec)
   adapter: Callable[..., api.Submission] = validate(module)
-  values = hparams_lib.merge(getattr(module, 'DEFAULT_HPARAMS', {}),
-                             hparams or {})
-  return adapter(name, module, api.Hyperparameters(values))
+  values = {} if self_tuning else hparams_lib.merge(
+      getattr(module, 'DEFAULT_HPARAMS', {}), hparams or {})
+  return adapter(name, module, api.Hyperparameters(values),
+                 self_tuning=self_tuning)

@@ -17,13 +17,17 @@ import numpy as np
 import pytest
 
 from harness import config as config_lib
+from harness import mesh as mesh_lib
+from harness import records
 from harness import runner
 from submissions import adapters
+from submissions import api
 from submissions import loading
 from submissions.algoperf import jax_sharding_utils
 from submissions.algoperf import spec
 from workloads import base
 from workloads import registry
+from tests import submission_sources
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / 'algoperf_submissions'
 MOMENTUM = str(FIXTURES / 'heavy_ball_momentum.py')
@@ -159,12 +163,14 @@ def test_a_module_algoperf_lacks_here_fails_in_one_line(tmp_path):
   assert _algoperf_modules() == []
 
 
-def test_sharding_helpers_span_the_local_devices():
-  tree = {'x': np.arange(4.0 * jax.local_device_count()).reshape(-1, 1)}
+def test_sharding_helpers_span_the_harness_mesh():
+  tree = {'x': np.arange(4.0 * jax.device_count()).reshape(-1, 1)}
   sharded = jax_sharding_utils.shard_along_batch_dim(tree)
   replicated = jax_sharding_utils.replicate(tree)
   mesh = jax_sharding_utils.get_mesh()
-  assert mesh.devices.size == jax.local_device_count()
+  # Equal meshes make equal shardings: the harness's placements are the
+  # submission's, so its step compiles once.
+  assert mesh == mesh_lib.DataParallel.over_all_devices().mesh
   assert sharded['x'].sharding == jax_sharding_utils.get_batch_dim_sharding()
   assert replicated['x'].sharding.is_fully_replicated
   np.testing.assert_array_equal(sharded['x'], tree['x'])
@@ -175,3 +181,190 @@ def test_shape_tuples_are_leaves_of_the_shape_tree():
   shapes = param_utils.jax_param_shapes({'a': {'w': np.zeros((3, 2))}})
   assert shapes == {'a': {'w': spec.ShapeTuple((3, 2))}}
   assert jax.tree.leaves(shapes) == [spec.ShapeTuple((3, 2))]
+
+
+# ---- How the runner drives an AlgoPerf-form module ----
+
+# An SGD step in AlgoPerf's form that records what it is given, in `SEEN`.
+# `optimizer_state` is {'sgd': optax state, 'prepared': how many times
+# prepare_for_eval ran}, so the updates show what state training went on
+# from. END_AT_STEP: the step whose update raises TrainingCompleteError.
+_DRIVEN = '''
+    import functools
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from algoperf import spec
+
+    DEFAULT_HPARAMS = {'learning_rate': 0.1}
+    END_AT_STEP = None
+    SEEN = {'batches': [], 'prepared_at_update': [], 'hyperparameters': []}
+    _OPTIMIZER = optax.sgd(0.1)
+
+    def init_optimizer_state(workload, model_params, model_state,
+                             hyperparameters, rng):
+      SEEN['hyperparameters'].append(hyperparameters)
+      return {'sgd': _OPTIMIZER.init(model_params), 'prepared': 0}
+    ''' + submission_sources.OPTAX_STEP + '''
+    def update_params(workload, current_param_container, current_params_types,
+                      model_state, hyperparameters, batch, loss_type,
+                      optimizer_state, eval_results, global_step, rng):
+      if global_step == END_AT_STEP:
+        raise spec.TrainingCompleteError(f'done at {global_step}')
+      SEEN['batches'].append(
+          {k: (v.shape, v.sharding) for k, v in batch.items()})
+      SEEN['prepared_at_update'].append(optimizer_state['prepared'])
+      params, sgd, model_state, loss = _step(
+          workload, current_param_container, optimizer_state['sgd'],
+          model_state, batch, rng)
+      return ({'sgd': sgd, 'prepared': optimizer_state['prepared']}, params,
+              model_state, {'loss': loss})
+
+    def prepare_for_eval(workload, current_param_container,
+                         current_params_types, model_state, hyperparameters,
+                         loss_type, optimizer_state, eval_results, global_step,
+                         rng):
+      state = {**optimizer_state, 'prepared': optimizer_state['prepared'] + 1}
+      return state, PREPARED_PARAMS, model_state
+    ''' + submission_sources.NEXT_BATCH
+
+
+def _driven(directory: pathlib.Path, end_at_step=None,
+            prepared_params='current_param_container') -> str:
+  source = textwrap.dedent(_DRIVEN).replace(
+      'END_AT_STEP = None', f'END_AT_STEP = {end_at_step}').replace(
+          'PREPARED_PARAMS', prepared_params)
+  path = directory / 'driven.py'
+  path.write_text(source)
+  return str(path)
+
+
+def _driven_run(tmp_path, **overrides):
+  source = overrides.pop('source', None) or _driven(tmp_path)
+  settings = {**SMALL, 'train_size': 1000, 'chunk_size': 250,
+              'max_steps': 4, 'eval_every': 2, **overrides}
+  result = runner.train(config_lib.RunConfig(
+      submission=source, experiment_dir=str(tmp_path / 'runs'), **settings))
+  return result, sys.modules['aeosperf_submission_driven'].SEEN
+
+
+def test_batches_arrive_as_algoperf_gives_them(tmp_path):
+  """No chunk axis, the examples split over the devices; the harness's
+  chunks of 250 are merged back into the full batch of 1000."""
+  _, seen = _driven_run(tmp_path)
+  batch = seen['batches'][0]
+  assert batch['inputs'][0] == (1000, 28, 28, 1)
+  assert batch['targets'][0] == (1000,)
+  assert batch['inputs'][1].is_equivalent_to(
+      jax_sharding_utils.get_batch_dim_sharding(), 4)
+
+
+def test_minibatches_arrive_without_the_chunk_axis_too(tmp_path):
+  _, seen = _driven_run(tmp_path, full_batch=False, batch_size=100,
+                        chunk_size=50)
+  assert {b['targets'][0] for b in seen['batches']} == {(100,)}
+
+
+def test_training_goes_on_from_the_state_prepare_for_eval_returns(tmp_path):
+  """Evaluations at steps 0 and 2 (and 4): the updates after each see its
+  count, as AlgoPerf's runner keeps what prepare_for_eval returned."""
+  result, seen = _driven_run(tmp_path)
+  assert seen['prepared_at_update'] == [1, 1, 2, 2]
+  assert result.summary.status is records.Status.BUDGET_EXHAUSTED
+
+
+def test_prepare_for_eval_that_changes_the_params_is_refused(tmp_path):
+  source = _driven(tmp_path, prepared_params=(
+      'jax.tree.map(lambda p: p[..., :1], current_param_container)'))
+  with pytest.raises(runner.RunFailed) as failed:
+    _driven_run(tmp_path, source=source)
+  message = str(failed.value)
+  assert 'prepare_for_eval returned params unlike the initial ones' in (
+      message) and 'step 0' in message
+
+
+def test_training_complete_error_ends_the_run_with_a_final_evaluation(
+    tmp_path):
+  result, seen = _driven_run(tmp_path, source=_driven(tmp_path, end_at_step=3),
+                             max_steps=10)
+  summary = result.summary
+  assert summary.status is records.Status.TRAINING_COMPLETE
+  assert summary.final_step == 3 and len(seen['batches']) == 3
+  evals = records.read_run(result.run_dir).metrics
+  assert [e.step for e in evals] == [0, 2, 3]
+
+
+def test_an_installed_algoperfs_training_complete_error_is_understood(
+    tmp_path):
+  theirs = type('TrainingCompleteError', (Exception,),
+                {'__module__': 'algoperf.spec'})
+
+  def update_params(*args):
+    raise theirs('done')
+
+  module = types.SimpleNamespace(update_params=update_params)
+  submission = adapters.AlgoPerfSubmission('theirs', module,
+                                           api.Hyperparameters({}))
+  workload = types.SimpleNamespace(loss_type=base.LossType.SOFTMAX_CROSS_ENTROPY)
+  with pytest.raises(api.TrainingComplete):
+    submission.update_params(workload, {}, {}, {}, {}, [], 0, None)
+
+
+def test_self_tuning_submissions_get_no_hyperparameters(tmp_path):
+  result, seen = _driven_run(tmp_path, max_steps=1,
+                             tuning_ruleset='self')
+  assert seen['hyperparameters'] == [None]
+  meta = records.read_run(result.run_dir).meta
+  assert meta.hparams == {} and meta.config['tuning_ruleset'] == 'self'
+  with pytest.raises(ValueError, match='takes no hyperparameters'):
+    config_lib.RunConfig(workload='fmnist_fc', submission='adam',
+                         hparams={'learning_rate': 1.0},
+                         tuning_ruleset='self')
+
+
+# ---- The AEoS hooks beside AlgoPerf's functions ----
+
+_PROBED = dict(max_steps=4, eval_every=2, curvature=config_lib.CurvatureConfig(
+    every=2, at_events=False, top_k=1, num_iterations=5, tol=None,
+    warm_start=False))
+
+
+def _with_hooks(directory: pathlib.Path) -> str:
+  """The driven module with AlgoPerf's own state, plus `dynamics` and
+  `preconditioner` (plain gradient descent: no preconditioner)."""
+  source = pathlib.Path(_driven(directory)).read_text().replace(
+      '_OPTIMIZER = optax.sgd(0.1)',
+      '_OPTIMIZER = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)')
+  source += textwrap.dedent('''
+      from submissions import dynamics as dynamics_lib
+
+      def dynamics(hyperparameters):
+        return dynamics_lib.Dynamics(
+            momentum=dynamics_lib.Momentum.NONE,
+            style=dynamics_lib.Style.STANDARD, beta=0.0)
+
+      def preconditioner(optimizer_state, hyperparameters):
+        return None
+      ''')
+  path = directory / 'driven.py'
+  path.write_text(source)
+  return str(path)
+
+
+def test_without_hooks_the_probe_measures_sharpness_threshold_unknown(
+    tmp_path):
+  result, _ = _driven_run(tmp_path, **_PROBED)
+  probes = records.read_run(result.run_dir).curvature
+  assert [p.step for p in probes] == [2, 4]
+  assert all(p.sharpness > 0 and p.stability_threshold is None and
+             p.threshold_unknown for p in probes)
+
+
+def test_hooks_beside_algoperfs_functions_give_the_threshold(tmp_path):
+  result, _ = _driven_run(tmp_path, source=_with_hooks(tmp_path), **_PROBED)
+  probes = records.read_run(result.run_dir).curvature
+  # Gradient descent at η = 0.1: the threshold is 2/η.
+  assert [p.stability_threshold for p in probes] == [
+      pytest.approx(20.0)] * 2
+  assert all(p.threshold_ratio == pytest.approx(p.sharpness / 20.0)
+             for p in probes)

@@ -36,7 +36,6 @@ BOOKKEEPING = {'step': 7, 'batches_drawn': 7, 'submission_time_s': 1.25,
 _TWO_DEVICE_SCRIPT = textwrap.dedent('''
     import pathlib, sys
     import jax, numpy as np
-    from jax.sharding import NamedSharding, PartitionSpec as P
     import harness.runner  # Everything a run imports, and not orbax.
     from harness import checkpoints, mesh
     assert jax.device_count() == 2, jax.devices()
@@ -45,7 +44,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent('''
     assert ckpt.latest_step() is None
     assert 'orbax' not in sys.modules, 'orbax imported before it is used'
     parallel = mesh.DataParallel.over_all_devices()
-    split = NamedSharding(parallel.mesh, P('data'))
+    split = parallel.examples_batch
     state = {'replicated': parallel.replicate(np.arange(6.0)),
              'split': jax.device_put(np.arange(8, dtype=np.int32), split)}
     ckpt.save(1, state, {'step': 1})

@@ -38,6 +38,7 @@ ALGOPERF_FORM = '''
     import functools
     import jax
     import optax
+    from algoperf import spec
 
     DEFAULT_HPARAMS = {'learning_rate': 1e-3}
 

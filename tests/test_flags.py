@@ -25,7 +25,8 @@ RUN_FLAGS = {name: name for name in (
     'experiment_dir', 'study', 'trial', 'seed', 'max_steps', 'max_runtime_s',
     'eval_every', 'eval_resident_gb', 'full_batch', 'train_size',
     'batch_size', 'chunk_size', 'log_every', 'quiet', 'overwrite', 'resume',
-    'checkpoint_every', 'checkpoint_every_s', 'tensorboard')}
+    'checkpoint_every', 'checkpoint_every_s', 'tensorboard',
+    'tuning_ruleset')}
 DATA_FLAGS = {'data_dir': 'data_dir', 'source': 'data_source'}
 CURVATURE_FLAGS = {
     'every': 'curvature_every',
@@ -54,7 +55,6 @@ OTHER_FLAGS = {
     'submission_path': 'an alias of --submission',
     'tuning_search_space': 'an alias of --search_space',
     'num_tuning_trials': 'bounds --trial',
-    'tuning_ruleset': 'self refuses hparams',
     'experiment_name': 'joins --experiment_dir',
 }
 

@@ -25,6 +25,7 @@ from submissions import api
 from submissions import hparams as hparams_lib
 from submissions import loading
 import workloads
+from tests import submission_sources
 
 SMALL = dict(workload='fmnist_fc', train_size=100, chunk_size=100)
 
@@ -42,9 +43,11 @@ _SHORT = '''
 _ADAM = 'return optax.inject_hyperparams(optax.adam)(hparams["learning_rate"])'
 
 _ALGOPERF = '''
+    import functools
     import jax
     import jax.numpy as jnp
     import optax
+    from algoperf import spec
 
     DEFAULT_HPARAMS = {'learning_rate': 0.1}
 
@@ -70,6 +73,8 @@ _ALGOPERF = '''
       params = current_param_container
       UPDATE_PARAMS
     '''
+
+_ALGOPERF += submission_sources.MEAN_LOSS
 
 _ALGOPERF_DEFAULTS = {
     'BATCH_SIZE': 'None',
@@ -176,12 +181,11 @@ CASES = {
         algoperf_form(data_selection='return None'), 'step',
         step_checks.SubmissionOutputError,
         ('data_selection', 'returned None', 'step 0')),
-    'data_selection_drops_the_chunk_axis': Case(
+    'data_selection_drops_the_batch_axis': Case(
         algoperf_form(data_selection=(
             'return {k: v[0] for k, v in next(input_queue).items()}')),
         'step', step_checks.SubmissionOutputError,
-        ('data_selection', "leaf ['targets']", 'int32[100]',
-         '(num_chunks, chunk_size)')),
+        ('data_selection', "leaf ['targets']", 'int32[]', '(batch_size)')),
     'update_params_changes_a_dtype': Case(
         algoperf_form(update_params=(
             'params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)'
@@ -279,8 +283,10 @@ class _Stages:
     model_state = parallel.replicate(model_state)
     opt_state = parallel.place(submission.init_optimizer_state(
         workload, params, model_state, opt_rng))
-    contract = step_checks.StepContract.of(params, model_state)
-    queue = (parallel.shard_batch(b) for b in
+    chunk_axis = submission.batches_have_chunk_axis
+    contract = step_checks.StepContract.of(params, model_state,
+                                           chunk_axis=chunk_axis)
+    queue = (parallel.place_batch(b, chunk_axis=chunk_axis) for b in
              dataset.train_batches(regime, self.config.seed))
     batch = submission.data_selection(workload, queue, opt_state, params,
                                       model_state, 0, step_rng)
@@ -308,7 +314,8 @@ def test_malformed_submission_is_refused_in_one_line(tmp_path, case):
 @pytest.mark.parametrize('source', [
     short_form(),
     algoperf_form(batch_size='100', update_params=(
-        '(loss, model_state), grads = jax.jit(workload.loss_and_grad)('
+        '(loss, model_state), grads = jax.jit(jax.value_and_grad('
+        'functools.partial(_mean_loss, workload), has_aux=True))('
         'params, model_state, batch, rng)\n'
         '  updates, optimizer_state = _optimizer(hyperparameters).update('
         'grads, optimizer_state, params)\n'

@@ -145,6 +145,7 @@ _STOPS_AT_FIRST_EVALUATION = '''
     import functools, pathlib, signal
     import jax
     import optax
+    from algoperf import spec
 
     DEFAULT_HPARAMS = {'learning_rate': 0.05}
     MARK = pathlib.Path(__file__).with_suffix('.stopped')

@@ -13,7 +13,10 @@ Batches are dicts of arrays (`inputs`, `targets`, and optionally `weights`, a
 `(num_chunks, chunk_size, ...)`. Gradients and losses are accumulated over the
 chunks with `lax.scan` (see `workloads.chunks`), so memory stays bounded for a
 full batch of any size and a minibatch is simply one chunk. The chunk axis is
-never sharded; the example axis (axis 1) is split across devices.
+never sharded; the example axis (axis 1) is split across devices. AlgoPerf-
+form submissions get the same batches with the chunks merged, as AlgoPerf
+gives them (`harness.mesh.DataParallel.shard_examples`); `model_fn` and
+`loss_fn` take either one chunk or such a batch.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ class Status(str, enum.Enum):
   DIVERGED = 'diverged'
   INTERRUPTED = 'interrupted'
   ERROR = 'error'
+  # The submission ended training before the budget without reaching the
+  # target (AlgoPerf's `spec.TrainingCompleteError`).
+  TRAINING_COMPLETE = 'training_complete'
   # Only ever inferred by readers, for a run without a summary:
   RUNNING = 'running'  # its lock is held by a live process.
   KILLED = 'killed'  # no live process holds it (kill -9, a lost node).

@@ -16,7 +16,7 @@ import types
 import typing
 from typing import Any, ClassVar, Mapping, TypeVar
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class RecordError(ValueError):

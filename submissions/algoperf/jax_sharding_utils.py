@@ -1,9 +1,11 @@
-"""AlgoPerf's `jax_sharding_utils`: shardings over the local devices.
+"""AlgoPerf's `jax_sharding_utils`: shardings over all devices.
 
-One mesh axis, 'batch', spans every local device: parameters and optimizer
-state are replicated over it, and batches are split along their first
-axis. On one device both shardings are trivial, so a submission jitted
-with them runs unchanged on one device or several.
+One mesh axis, 'batch', spans every device, as in AlgoPerf: parameters and
+optimizer state are replicated over it, and batches are split along their
+first axis. On one device both shardings are trivial, so a submission
+jitted with them runs unchanged on one device or several. The harness
+places a run's inputs on an equal mesh (`harness.mesh`), so such a step
+sees the same shardings at every call and compiles once.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ BATCH_AXIS = 'batch'
 
 @functools.cache
 def get_mesh() -> Mesh:
-  """The one-axis mesh of all local devices.
+  """The one-axis mesh of all devices, as AlgoPerf's.
 
   Cached: AlgoPerf's baselines ask for shardings at every step, and the
   same mesh makes equal shardings, so `jax.jit`'s cache is hit.
   """
-  return Mesh(jax.local_devices(), (BATCH_AXIS,))
+  return Mesh(jax.devices(), (BATCH_AXIS,))
 
 
 def get_replicate_sharding() -> NamedSharding:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Tuple, Union
 
+from submissions import api
 from workloads.base import ForwardPassMode
 from workloads.base import LossType
 from workloads.base import Workload
@@ -52,5 +53,5 @@ DataSelectionFn = Callable[
 GetBatchSizeFn = Callable[[str], int]
 
 
-class TrainingCompleteError(Exception):
+class TrainingCompleteError(api.TrainingComplete):
   """Raised by `update_params` to end training early, as in AlgoPerf."""

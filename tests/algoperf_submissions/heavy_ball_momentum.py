@@ -3,7 +3,9 @@
 Written from AlgoPerf's documented API (`algoperf/spec.py`): module-level
 imports of `algoperf.spec` and `algoperf.jax_sharding_utils`, a step jitted
 with replicated and batch-sharded inputs, weight decay masked to the
-parameters whose `current_params_types` entry is not a bias.
+parameters whose `current_params_types` entry is not a bias. Its tuning
+search space, in AlgoPerf's min/max and feasible_points form, is
+`heavy_ball_momentum_search_space.json` beside this file.
 
 `SEEN` keeps what `update_params` was given, for the tests to read.
 """
@@ -65,17 +67,6 @@ def _train_step(workload, update_fn, model_state, optimizer_state, params,
           new_model_state, loss)
 
 
-def _examples_first(batch: Dict[str, spec.Tensor]) -> Dict[str, spec.Tensor]:
-  """The batch with examples on its first axis.
-
-  AlgoPerf gives a batch that way; a batch that still carries a leading
-  axis of accumulation chunks (labels of rank 2) has it merged away.
-  """
-  if batch['targets'].ndim == 1:
-    return batch
-  return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), batch)
-
-
 def update_params(workload: spec.Workload,
                   current_param_container: spec.ParameterContainer,
                   current_params_types: spec.ParameterTypeTree,
@@ -100,7 +91,7 @@ def update_params(workload: spec.Workload,
       out_shardings=(replicated, replicated, replicated, replicated))
   optimizer_state, params, model_state, loss = step(
       workload, update_fn, model_state, optimizer_state,
-      current_param_container, _examples_first(batch), rng)
+      current_param_container, batch, rng)
   SEEN['loss'] = loss
   return (optimizer_state, update_fn), params, model_state
 
