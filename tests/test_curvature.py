@@ -382,6 +382,39 @@ def test_sharpness_fn_traces_once():
   assert not np.allclose(r1.eigenvalues, r2.eigenvalues)
 
 
+def test_repeated_sharpness_calls_compile_once():
+  """The public one-shot function reuses its compilation for the same loss
+  and shapes, and never reuses it for another loss or shape."""
+  from harness import clock  # Counts XLA compilations.
+  batch = _chunked(_mlp_data(jnp.float32), 2)
+  params = _mlp_params(jnp.float32, 0)
+
+  def loss(p, chunk):
+    return tanh_mlp_loss(p, chunk)
+
+  def scaled(p, chunk):  # Another loss: 3 times the Hessian.
+    return 3.0 * tanh_mlp_loss(p, chunk)
+
+  def call(fn, point):
+    return curvature.sharpness(fn, point, batch=batch, num_iterations=12,
+                               dtype=jnp.float32)
+
+  first = call(loss, params)
+  before = clock._COMPILES.count()
+  again = call(loss, _mlp_params(jnp.float32, 1))
+  assert clock._COMPILES.count() == before
+  assert not np.allclose(first.eigenvalues, again.eigenvalues)
+  other = call(scaled, params)
+  assert clock._COMPILES.count() > before
+  np.testing.assert_allclose(other.eigenvalues, 3 * first.eigenvalues,
+                             rtol=1e-4)
+  wider = [dict(layer) for layer in params]
+  wider[-1] = {'w': jnp.zeros((SIZES[-2], 5)), 'b': jnp.zeros(5)}
+  before = clock._COMPILES.count()
+  call(loss, wider)
+  assert clock._COMPILES.count() > before
+
+
 # ---- Validation ----
 
 

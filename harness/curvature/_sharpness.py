@@ -115,6 +115,14 @@ def _sharpness(loss_fn: LossFn, config: _Config, params: Params,
                          optax.tree.norm(op.grad))
 
 
+# One jitted function for every `sharpness` call: the loss function and the
+# settings are static arguments, so jit's cache keys a compilation on them
+# (the loss by identity) and on the arguments' shapes, dtypes and
+# shardings. A repeated call with the same loss, settings and shapes
+# compiles nothing; a different loss or shape never reuses a compilation.
+_sharpness_jitted = jax.jit(_sharpness, static_argnums=(0, 1))
+
+
 class SharpnessFn:
   """A compiled sharpness probe; see `make_sharpness_fn`.
 
@@ -215,17 +223,26 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
     Z. Yao et al., "PyHessian: Neural Networks Through the Lens of the
     Hessian", IEEE BigData (2020), arXiv:1912.07145.
   """
-  config = _Config(k=k, num_iterations=num_iterations, tol=tol,
-                   check_every=check_every, return_vectors=return_vectors,
-                   dtype=dtype, hvp_mode=HvpMode(hvp_mode),
-                   breakdown_tol=breakdown_tol, seed=seed)
+  config = _checked_config(
+      k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
+      return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
+      breakdown_tol=breakdown_tol, seed=seed)
+  return SharpnessFn(loss_fn, config, validate)
+
+
+def _checked_config(*, k: int, num_iterations: int, check_every: int,
+                    hvp_mode: HvpMode | str, dtype: Any,
+                    **settings: Any) -> _Config:
   if k < 1 or num_iterations < k:
     raise ValueError(
         f'need 1 <= k <= num_iterations, got k={k}, '
         f'num_iterations={num_iterations}')
   if check_every < 1:
     raise ValueError(f'check_every must be >= 1, got {check_every}')
-  return SharpnessFn(loss_fn, config, validate)
+  # A dtype by one name (jnp.float32, 'float32') is one static key.
+  dtype = None if dtype is None else jnp.dtype(dtype)
+  return _Config(k=k, num_iterations=num_iterations, check_every=check_every,
+                 hvp_mode=HvpMode(hvp_mode), dtype=dtype, **settings)
 
 
 def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
@@ -240,8 +257,11 @@ def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
   Computes λ1 ≥ … ≥ λk of H, the Hessian of the batch-mean loss at `params`,
   or of P^-1/2 H P^-1/2 (same eigenvalues as P⁻¹H) when `preconditioner` is
   given, by Lanczos with full reorthogonalisation on Hessian-vector products
-  (forward-over-reverse). Compiles on each call; inside training use
-  `make_sharpness_fn`, which compiles once.
+  (forward-over-reverse). The first call with a loss function, settings and
+  argument shapes compiles; later calls with the same ones reuse that
+  compilation (the loss is told apart by identity, so define it once rather
+  than as a new lambda at every call). `make_sharpness_fn` gives the same
+  probe as an object to keep.
 
   Args:
     loss_fn: `loss_fn(params, *loss_args)`, or `loss_fn(params, chunk,
@@ -282,9 +302,12 @@ def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
     C. Lanczos (1950); G. H. Golub and C. F. Van Loan, "Matrix Computations";
     J. Cohen et al., arXiv:2207.14484 (2022); Z. Yao et al., PyHessian (2020).
   """
-  fn = make_sharpness_fn(
-      loss_fn, k=k, num_iterations=num_iterations, tol=tol,
-      check_every=check_every, return_vectors=return_vectors, dtype=dtype,
-      hvp_mode=hvp_mode, seed=seed)
-  return fn(params, batch, preconditioner, init_vectors,
-            loss_args=tuple(loss_args))
+  config = _checked_config(
+      k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
+      return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
+      breakdown_tol=None, seed=seed)
+  preconditioner = _operators.as_preconditioner(preconditioner)
+  if preconditioner is not None:
+    preconditioner.validate(params)
+  return _sharpness_jitted(loss_fn, config, params, batch, preconditioner,
+                           init_vectors, None, tuple(loss_args))

@@ -171,3 +171,36 @@ def test_warm_start_savings(problem, k):
     assert bool(warm.converged) and bool(cold.converged)
     assert int(warm.num_hvps) < int(cold.num_hvps)
   fc_problem.record(f'warm_start_top{k}', values)
+
+
+@pytest.mark.parametrize('k', [1, 3])
+def test_repeated_one_shot_calls_reuse_their_compilation(problem, k):
+  """`curvature.sharpness` called again with the same loss and shapes (at
+  other params) against its first call, which compiles; beside them the
+  same probe through `make_sharpness_fn`, compiled beforehand. A first call
+  is timed once per loss, so each round uses a loss function of its own."""
+  params, batch = problem['params'], problem['batch']
+  moved = jax.tree.map(lambda p: 1.01 * p, params)
+  settings = dict(k=k, num_iterations=fc_problem.CAP, tol=1e-3)
+  kept = curvature.make_sharpness_fn(tanh_mlp_loss, **settings)
+  jax.block_until_ready(kept(params, batch))
+  first, again, compiled = [], [], []
+  for _ in range(3):
+    def loss(p, chunk):  # A new function: its first call compiles.
+      return tanh_mlp_loss(p, chunk)
+
+    first.append(fc_problem.timed(lambda: curvature.sharpness(
+        loss, params, batch=batch, **settings)))
+    again.append(fc_problem.timed(lambda: curvature.sharpness(
+        loss, moved, batch=batch, **settings)))
+    compiled.append(fc_problem.timed(lambda: kept(moved, batch)))
+  med = {name: statistics.median(ts) for name, ts in
+         (('first', first), ('again', again), ('compiled', compiled))}
+  values = {'first_call_seconds': med['first'],
+            'repeated_call_seconds': med['again'],
+            'make_sharpness_fn_seconds': med['compiled'],
+            'first_over_repeated': med['first'] / med['again'],
+            'repeated_over_make_sharpness_fn': med['again'] / med['compiled']}
+  fc_problem.record(f'repeated_one_shot_top{k}', values)
+  # A repeated call compiles nothing, so it costs what the kept probe does.
+  assert values['repeated_over_make_sharpness_fn'] < 1.5
