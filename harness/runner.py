@@ -128,7 +128,8 @@ class _TrainingLoop:
     self.checkpoints = checkpoints_lib.Checkpoints(
         directory / records.CHECKPOINT_DIR)
     self.max_steps = config.max_steps or workload.step_budget
-    self.max_runtime_s = config.max_runtime_s or workload.runtime_budget_s
+    self.max_runtime_s = config.max_runtime_s or (
+        workload.runtime_budget_s * config.tuning_ruleset.budget_factor)
     self.clock = clock_lib.SubmissionClock()
     self.progress = progress_lib.Progress(
         self.max_steps, quiet=config.quiet, log_every=config.log_every,

@@ -10,7 +10,8 @@ AlgoPerf's command lines run too: `--submission_path` and
 `--tuning_search_space` are other names of `--submission` and
 `--search_space` (both names with different values is an error),
 `--experiment_name` joins `--experiment_dir` as in AlgoPerf, and
-`--tuning_ruleset=self` refuses hyperparameters. One run is one trial:
+`--tuning_ruleset=self` refuses hyperparameters and gives 1.5 × the
+runtime budget, as AlgoPerf's runner does. One run is one trial:
 `--trial=i` (from 0) is the run AlgoPerf calls `trial_{i+1}`, and
 `--num_tuning_trials`, when given, only bounds it.
 

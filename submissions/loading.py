@@ -28,6 +28,19 @@ class SubmissionError(ValueError):
   """A submission that cannot be loaded; the message lists every problem."""
 
 
+def submission_name(spec: str) -> str:
+  """The name the records give a submission: the baseline's name or the
+  file's stem (as `import_module` names it, without importing it)."""
+  return spec if spec in BASELINES else pathlib.Path(spec).stem
+
+
+def source_path(spec: str) -> pathlib.Path:
+  """The file that defines a baseline or submission, without importing it."""
+  if spec in BASELINES:
+    return pathlib.Path(importlib.util.find_spec(BASELINES[spec]).origin)
+  return pathlib.Path(spec).expanduser()
+
+
 def import_module(spec: str) -> tuple[str, types.ModuleType]:
   """Imports a baseline by name or a submission by file path.
 

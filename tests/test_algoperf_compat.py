@@ -368,3 +368,20 @@ def test_hooks_beside_algoperfs_functions_give_the_threshold(tmp_path):
       pytest.approx(20.0)] * 2
   assert all(p.threshold_ratio == pytest.approx(p.sharpness / 20.0)
              for p in probes)
+
+
+def test_self_tuning_runs_get_one_and_a_half_budgets(tmp_path):
+  """AlgoPerf's runner gives a self-tuning run 1.5 × the runtime budget."""
+  from harness import preflight  # pylint: disable=g-import-not-at-top
+  budgets = {}
+  for ruleset in config_lib.TuningRuleset:
+    setup = preflight.set_up(config_lib.RunConfig(
+        submission=_driven(tmp_path), experiment_dir=str(tmp_path),
+        tuning_ruleset=ruleset, **SMALL), None, None)
+    loop = runner._TrainingLoop(setup, None, tmp_path / ruleset.value)
+    budgets[ruleset] = loop.max_runtime_s
+  workload = registry.get('fmnist_fc')
+  assert budgets == {config_lib.TuningRuleset.EXTERNAL:
+                     workload.runtime_budget_s,
+                     config_lib.TuningRuleset.SELF:
+                     1.5 * workload.runtime_budget_s}

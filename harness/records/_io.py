@@ -266,6 +266,8 @@ def _subdirectories(directory: pathlib.Path) -> list[pathlib.Path]:
     return []
   found = []
   for entry in entries:
+    if entry.name.startswith('.'):  # Kept aside (a suite's .aside/).
+      continue
     try:
       if entry.is_dir() and (not entry.is_symlink() or _is_run_dir(entry)):
         found.append(entry)
@@ -279,7 +281,9 @@ def find_run_dirs(experiment_dir: str | os.PathLike) -> Iterator[pathlib.Path]:
 
   A run directory (one holding meta.json, or named trial_* under study_*)
   is never descended into, so nothing in it, its checkpoints/ included, is
-  taken for another run. Run directories without a usable meta.json are
+  taken for another run; nor is a hidden directory (a name starting with
+  '.', such as the `.aside/` where a suite keeps the old directories of
+  trials it starts again). Run directories without a usable meta.json are
   yielded too: `read_run` says what is wrong with them. An unreadable or
   missing experiment directory yields nothing; so does an experiment
   directory that is itself a run directory (pass the directory above its
