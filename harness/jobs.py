@@ -24,6 +24,7 @@ Rulesets follow AlgoPerf (its `docs/DOCUMENTATION.md`, "Tuning"):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pathlib
 from typing import Any, Mapping, Sequence
 
@@ -200,6 +201,18 @@ def search_space_of(spec: SuiteSpec, submission: str
         'exist; pass --search_space (or --tuning_ruleset=self)')
   return hparams_lib.SearchSpace.from_json(str(path),
                                            flag=f'{path.name}')
+
+
+def search_space_sha256(spec: SuiteSpec, submission: str) -> str | None:
+  """SHA-256 of the search space's text (its file's, or the inline JSON);
+  None when the submission takes none."""
+  if spec.ruleset is Ruleset.SELF:
+    return None
+  text = spec.search_space
+  path = pathlib.Path(text) if text else default_search_space(submission)
+  if not text or path.is_file():
+    text = path.read_text() if path.is_file() else ''
+  return hashlib.sha256(text.encode()).hexdigest()
 
 
 def default_search_space(submission: str) -> pathlib.Path:

@@ -88,20 +88,37 @@ class JobResult:
   seconds: float
 
 
-def spec_from_flags() -> jobs_lib.SuiteSpec:
-  """The suite the parsed flags describe."""
-  if not _SUBMISSIONS.value or not _WORKLOADS.value:
-    raise cli.UserError('--submissions and --workloads are required')
+def spec_from_flags(submissions: Sequence[str] | None,
+                    workloads: str | None, *,
+                    other_names: Sequence[str] = ()) -> jobs_lib.SuiteSpec:
+  """The suite the parsed flags describe.
+
+  Args:
+    submissions, workloads: what the suite runs, as the flags give them.
+    other_names: flags of the other entry point (`harness.study` takes one
+      --submission and --workload, the suite --submissions and
+      --workloads), refused here.
+  """
+  other = [f'--{name}' for name in other_names if flags.FLAGS[name].present]
+  if other:
+    theirs = ('harness.study' if 'submission' in other_names
+              else 'harness.suite')
+    raise cli.UserError(
+        f'{", ".join(other)} not taken here but by {theirs}: a suite names '
+        'what it runs with --submissions and --workloads, a study with '
+        '--submission and --workload')
   per_job = [f'--{name}' for name in ('hparams', 'study', 'trial')
              if flags.FLAGS[name].present]
   if per_job:
     raise cli.UserError(
-        f'{", ".join(per_job)} belong to one run; a suite gives every job '
-        'its own (use --search_space for the points, --num_studies and '
-        '--num_tuning_trials for their number)')
+        f'{", ".join(per_job)} not taken here: each job has its own '
+        'hyperparameters, study and trial (--search_space gives the points, '
+        '--num_studies and --num_tuning_trials their number)')
+  if not submissions or not workloads:
+    raise cli.UserError('say what to run: the submissions and the workloads')
   return jobs_lib.SuiteSpec(
-      submissions=tuple(_SUBMISSIONS.value),
-      workloads=jobs_lib.workload_names(_WORKLOADS.value),
+      submissions=tuple(submissions),
+      workloads=jobs_lib.workload_names(workloads),
       num_studies=_NUM_STUDIES.value,
       num_trials=flags.FLAGS.num_tuning_trials or 1,
       ruleset=flags.FLAGS.tuning_ruleset,
@@ -119,13 +136,19 @@ def job_config(base: config_lib.RunConfig, job: jobs_lib.Job
 
 def settings_record(spec: jobs_lib.SuiteSpec,
                     base: config_lib.RunConfig) -> dict[str, Any]:
-  """What `suite.json` keeps: the spec and the runner flags every job
-  shares, less those a resumed run may change."""
+  """What `suite.json` keeps: the spec (with each search space's content
+  hash) and the runner flags every job shares, less those a resumed run may
+  change."""
   shared = json.loads(json.dumps(dataclasses.asdict(base)))
   for name in run_directory.RESUMABLE_CHANGES | {
       'workload', 'submission', 'hparams', 'study', 'trial', 'seed'}:
     shared.pop(name, None)
   suite = json.loads(json.dumps(dataclasses.asdict(spec)))
+  # A search space edited in its file changes the points: its content
+  # counts, not only its name.
+  suite['search_space_sha256'] = {
+      submission: jobs_lib.search_space_sha256(spec, submission)
+      for submission in spec.submissions}
   return {'suite': suite, 'runs': shared}
 
 
@@ -286,36 +309,43 @@ def run_submitit(base: config_lib.RunConfig,
   return 0
 
 
-def main(argv):
-  cli.no_arguments(PROGRAM, argv)
-  with cli.user_errors(PROGRAM, ValueError):
-    spec = spec_from_flags()
+def run_from_flags(program: str, spec: jobs_lib.SuiteSpec) -> int:
+  """Lists, runs or submits the jobs of `spec` as the flags ask; the exit
+  status. Bad input ends in one line (exit 2)."""
+  with cli.user_errors(program, ValueError):
     base = submission_runner.config_from_flags()
     job_list = jobs_lib.expand(
         spec, study_seeds=jobs_lib.recorded_seeds(base.experiment_dir, spec))
     index = _JOB_INDEX.value
     if index is not None and not 0 <= index < len(job_list):
-      raise cli.UserError(f'--job_index={index} is out of range: the suite '
-                          f'has {len(job_list)} jobs, 0 to '
-                          f'{len(job_list) - 1} (--list_jobs lists them)')
+      raise cli.UserError(f'--job_index={index} is out of range: there are '
+                          f'{len(job_list)} jobs, 0 to {len(job_list) - 1} '
+                          '(--list_jobs lists them)')
   if _LIST_JOBS.value:
     for job in job_list:
       print(job.describe())
     return 0
   experiment_dir = pathlib.Path(base.experiment_dir)
-  with cli.user_errors(PROGRAM, ValueError):
+  with cli.user_errors(program, ValueError):
     check_settings(experiment_dir, settings_record(spec, base))
   jobs_lib.write_study_records(experiment_dir, spec, job_list)
-  if _LAUNCHER.value == 'slurm':
-    chosen = job_list if index is None else [job_list[index]]
-    return run_submitit(base, chosen)
   chosen = job_list if index is None else [job_list[index]]
+  if _LAUNCHER.value == 'slurm':
+    return run_submitit(base, chosen)
   results = run_local(base, chosen)
   failed = [r for r in results if r.failed]
   print(f'{len(results) - len(failed)} of {len(results)} jobs ran to a '
         f'result or were finished; scores: python -m scoring.report '
         f'--experiment_dirs={experiment_dir} --out=reports/suite')
   return 1 if failed else 0
+
+
+def main(argv):
+  cli.no_arguments(PROGRAM, argv)
+  with cli.user_errors(PROGRAM, ValueError):
+    spec = spec_from_flags(_SUBMISSIONS.value, _WORKLOADS.value,
+                           other_names=('submission', 'workload'))
+  return run_from_flags(PROGRAM, spec)
 
 
 parse_flags = cli.flags_parser(PROGRAM)

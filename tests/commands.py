@@ -10,10 +10,14 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def environment() -> dict[str, str]:
+  """This process's environment, with the project importable."""
+  return {**os.environ, 'PYTHONPATH': str(ROOT)}
+
+
 def run_module(module: str, *args: str,
                timeout: float = 300) -> subprocess.CompletedProcess:
   """Runs `python -m module args` from the project root; text output."""
   return subprocess.run(
-      [sys.executable, '-m', module, *args], cwd=ROOT,
-      env={**os.environ, 'PYTHONPATH': str(ROOT)}, capture_output=True,
-      text=True, timeout=timeout)
+      [sys.executable, '-m', module, *args], cwd=ROOT, env=environment(),
+      capture_output=True, text=True, timeout=timeout)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 from absl.testing import flagsaver
 import pytest
@@ -19,6 +22,7 @@ import pytest
 from harness import config as config_lib
 from harness import jobs as jobs_lib
 from harness import records
+from harness import study
 from harness import suite
 from submissions import hparams as hparams_lib
 from submissions import loading
@@ -41,12 +45,13 @@ def _spec(**overrides) -> jobs_lib.SuiteSpec:
   return jobs_lib.SuiteSpec(**{**settings, **overrides})
 
 
-def _run_suite(capsys, *args: str) -> subprocess.CompletedProcess:
-  """`python -m harness.suite args`, run in this process."""
+def _run_suite(capsys, *args: str, module=suite
+               ) -> subprocess.CompletedProcess:
+  """`python -m harness.suite args` (or `module`'s), run in this process."""
   capsys.readouterr()
   with flagsaver.flagsaver():
     with pytest.raises(SystemExit) as exit_:
-      sys.exit(suite.main(suite.parse_flags([suite.PROGRAM, *args])))
+      sys.exit(module.main(module.parse_flags([module.PROGRAM, *args])))
   captured = capsys.readouterr()
   return subprocess.CompletedProcess(args, exit_.value.code, captured.out,
                                      captured.err)
@@ -150,10 +155,12 @@ def test_self_tuning_is_one_trial_without_hyperparameters(tmp_path):
 @pytest.mark.parametrize('args, words', [
     (('--workloads=tier:huge',), ('unknown tier',)),
     (('--workloads=fmnist_fc', '--job_index=2'),
-     ('--job_index=2 is out of range', '0 to 1')),
+     ('--job_index=2 is out of range', '2 jobs, 0 to 1')),
     (('--workloads=fmnist_fc', '--search_space={"lr": {"min": 1, "max": 2}}'),
      ("unknown hyperparameters ['lr']",)),
-    (('--workloads=fmnist_fc', '--trial=1'), ('--trial', 'belong to one run')),
+    (('--workloads=fmnist_fc', '--trial=1'), ('--trial', 'not taken here')),
+    (('--workload=fmnist_fc',), ('--workload not taken here but by '
+                                  'harness.study',)),
 ])
 def test_bad_suites_are_refused_in_one_line(capsys, tmp_path, args, words):
   out = _run_suite(capsys, '--submissions=adam', '--num_tuning_trials=2',
@@ -209,6 +216,23 @@ def test_suite_runs_resumes_and_fans_out_by_index(capsys, tmp_path):
   assert 'suite.num_studies: 1 -> 2' in other.stderr
 
 
+def test_an_edited_search_space_is_another_suite(capsys, tmp_path):
+  space = tmp_path / 'space.json'
+  space.write_text('{"learning_rate": {"min": 1e-4, "max": 1e-3, '
+                   '"scaling": "log"}}')
+  args = ('--submissions=adam', '--workloads=fmnist_fc',
+          f'--search_space={space}', f'--experiment_dir={tmp_path / "runs"}')
+  base = suite.settings_record(
+      jobs_lib.SuiteSpec(('adam',), ('fmnist_fc',), search_space=str(space)),
+      config_lib.RunConfig(workload='', submission=''))
+  suite.check_settings(tmp_path / 'runs', base)
+  space.write_text('{"learning_rate": {"min": 1e-3, "max": 1e-2, '
+                   '"scaling": "log"}}')
+  out = _run_suite(capsys, *args, *TINY_RUNS)
+  assert out.returncode == 2
+  assert 'search_space_sha256' in out.stderr
+
+
 def test_submitit_runs_the_same_trials(capsys, tmp_path):
   """submitit's local executor (a process a job, as SLURM's array tasks
   are) stands in for SLURM: the calls are pickled and run elsewhere."""
@@ -229,3 +253,77 @@ def test_a_baselines_search_space_is_found_beside_it():
   path = jobs_lib.default_search_space('adam')
   assert path.name == 'adam_search_space.json' and path.exists()
   assert loading.submission_name(str(FIXTURES / 'nadamw.py')) == 'nadamw'
+
+
+def test_a_study_is_a_suite_of_one_submission_and_workload(capsys, tmp_path):
+  args = ('--workload=fmnist_fc', '--submission=heavy_ball',
+          '--num_studies=2', '--num_tuning_trials=3',
+          f'--experiment_dir={tmp_path}', '--list_jobs')
+  listed = _run_suite(capsys, *args, module=study).stdout.splitlines()
+  suite_listed = _run_suite(
+      capsys, '--workloads=fmnist_fc', '--submissions=heavy_ball',
+      *args[2:]).stdout.splitlines()
+  assert listed == suite_listed and len(listed) == 6
+  refused = _run_suite(capsys, '--workloads=fmnist_fc',
+                       '--submission=heavy_ball', module=study)
+  assert refused.returncode == 2
+  assert ('harness.study: error: --workloads not taken here but by '
+          'harness.suite') in refused.stderr
+
+
+def test_a_suite_killed_midway_reruns_only_its_unfinished_trial(tmp_path):
+  """kill -9 of the suite and its job's process while the second of three
+  trials trains; the rerun runs that trial alone."""
+  args = ('--submissions=adam', '--workloads=fmnist_fc',
+          '--num_tuning_trials=3', f'--experiment_dir={tmp_path}',
+          '--max_steps=400', '--eval_every=200', '--train_size=500',
+          '--chunk_size=500', '--curvature_every=0',
+          '--nocurvature_at_events', '--quiet')
+  second = tmp_path / 'fmnist_fc' / 'adam' / 'study_0' / 'trial_1'
+  process = subprocess.Popen(
+      [sys.executable, '-m', 'harness.suite', *args], cwd=commands.ROOT,
+      env=commands.environment(), start_new_session=True,
+      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + 240
+    while not (second / records.META_FILE).exists():
+      assert process.poll() is None and time.monotonic() < deadline
+      time.sleep(0.2)
+  finally:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+  first = tmp_path / 'fmnist_fc' / 'adam' / 'study_0' / 'trial_0'
+  assert (first / records.SUMMARY_FILE).exists()
+  assert not (second / records.SUMMARY_FILE).exists()
+  again = commands.run_module('harness.suite', *args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stdout.count('skipped: finished') == 1, again.stdout
+  assert again.stdout.count('budget_exhausted at step 400') == 2
+  assert len(list(records.find_run_dirs(tmp_path))) == 3
+
+
+@pytest.mark.slow
+def test_two_by_two_by_two_by_two_to_a_leaderboard(capsys, tmp_path):
+  """2 submissions × 2 workloads × 2 studies × 2 trials, run here, one
+  index at a time and through submitit: the same trials, scored."""
+  from scoring import leaderboard  # pylint: disable=g-import-not-at-top
+  args = ('--submissions=adam,heavy_ball', '--workloads=fmnist_fc,fmnist_fc_mse',
+          '--num_studies=2', '--num_tuning_trials=2', *TINY_RUNS)
+  here, by_index, through = (tmp_path / name for name in
+                             ('here', 'by_index', 'submitit'))
+  assert _run_suite(capsys, *args, f'--experiment_dir={here}').returncode == 0
+  for index in range(16):
+    assert _run_suite(capsys, *args, f'--experiment_dir={by_index}',
+                      f'--job_index={index}').returncode == 0
+  out = commands.run_module('harness.suite', *args,
+                            f'--experiment_dir={through}',
+                            '--launcher=slurm', '--submitit_cluster=local',
+                            timeout=1200)
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert _runs(here) == _runs(by_index) == _runs(through)
+  assert len(_runs(here)) == 16
+  board = leaderboard.compute_leaderboard([here])
+  group, = board.groups
+  assert set(group.submissions) == {'adam', 'heavy_ball'}
+  assert {w.name for w in group.workloads} == {'fmnist_fc', 'fmnist_fc_mse'}
+  assert len(group.standings) == 2
