@@ -210,9 +210,13 @@ def search_space_sha256(spec: SuiteSpec, submission: str) -> str | None:
     return None
   text = spec.search_space
   path = pathlib.Path(text) if text else default_search_space(submission)
-  if not text or path.is_file():
-    text = path.read_text() if path.is_file() else ''
-  return hashlib.sha256(text.encode()).hexdigest()
+  try:
+    is_file = path.is_file()
+  except OSError:  # Inline JSON too long to be a file name.
+    is_file = False
+  if is_file:
+    text = path.read_text()
+  return hashlib.sha256((text or '').encode()).hexdigest()
 
 
 def default_search_space(submission: str) -> pathlib.Path:

@@ -25,26 +25,26 @@ from starts again with its old directory kept under `.aside/`. The suite's
 settings are kept in `suite.json`; other settings are refused.
 
 Exit status: 0 when every job ran to a result (or was skipped as
-finished), 1 when a job failed, 2 for bad input (one line).
+finished), 1 when a job failed, 2 for bad input (one line), 128 + the
+signal when SIGTERM or Ctrl-C stopped it (its running job checkpointed).
 """
 
 from __future__ import annotations
 
-from concurrent import futures
 import dataclasses
 import json
-import multiprocessing
 import os
 import pathlib
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from absl import app
 from absl import flags
 
 from harness import cli
 from harness import config as config_lib
+from harness import isolated
 from harness import jobs as jobs_lib
 from harness import outcome
 from harness import records
@@ -246,39 +246,45 @@ def run_job(base: config_lib.RunConfig, job: jobs_lib.Job) -> JobResult:
                    seconds=time.perf_counter() - start)
 
 
-def in_fresh_process(function: Callable[..., Any], *args: Any) -> Any:
-  """`function(*args)` in a new Python process, its result returned.
-
-  Each trial gets a process of its own, as a scheduler's task does: in one
-  process a later trial's first step would reuse what an earlier trial
-  compiled, and the scored time, which counts that compilation, would
-  depend on the order of the jobs.
-  """
-  context = multiprocessing.get_context('spawn')
-  with futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-    return pool.submit(function, *args).result()
-
-
 def run_local(base: config_lib.RunConfig, job_list: Sequence[jobs_lib.Job],
-              out=None) -> list[JobResult]:
-  """Runs the jobs in order, each in a process of its own, with a line per
-  job and an ETA."""
+              out=None, *, fresh_processes: bool = True) -> list[JobResult]:
+  """Runs the jobs in order, with a line per job and an ETA.
+
+  Args:
+    base, job_list: the runner's flags and the jobs.
+    out: where the lines go (stdout).
+    fresh_processes: each job in a process of its own (see
+      `harness.isolated`); False runs them in this one, which is fair for a
+      single job only.
+
+  Raises:
+    isolated.Stopped: a stop signal ended a job; no later job started.
+  """
   out = out or sys.stdout
   results, total = [], len(job_list)
   for number, job in enumerate(job_list, 1):
     print(f'[{number}/{total}] job {job.describe()}', file=out, flush=True)
     start = time.perf_counter()
     try:
-      result = in_fresh_process(run_job, base, job)
-    except Exception as e:  # pylint: disable=broad-except
+      result = (isolated.call(run_job, base, job) if fresh_processes
+                else run_job(base, job))
+    except isolated.Stopped as stop:
+      print(f'[{number}/{total}] {_line(stop.result)}; {stop}: rerun the '
+            'same command to continue', file=out, flush=True)
+      raise
+    except RuntimeError as e:
       # A crash of the job's process (a harness bug, memory): the suite
       # goes on, and the line says what happened.
-      result = JobResult(job, f'failed: {type(e).__name__}: {e}', ran=True,
-                         failed=True, seconds=time.perf_counter() - start)
+      result = JobResult(job, f'failed: {e}', ran=True, failed=True,
+                         seconds=time.perf_counter() - start)
     results.append(result)
     print(f'[{number}/{total}] {result.line}{_eta(results, total)}',
           file=out, flush=True)
   return results
+
+
+def _line(result: Any) -> str:
+  return result.line if isinstance(result, JobResult) else str(result)
 
 
 def _eta(results: Sequence[JobResult], total: int) -> str:
@@ -332,7 +338,12 @@ def run_from_flags(program: str, spec: jobs_lib.SuiteSpec) -> int:
   chosen = job_list if index is None else [job_list[index]]
   if _LAUNCHER.value == 'slurm':
     return run_submitit(base, chosen)
-  results = run_local(base, chosen)
+  try:
+    # One job alone needs no process of its own, and keeps the scheduler's
+    # signals (SIGTERM before a time limit) for its run.
+    results = run_local(base, chosen, fresh_processes=index is None)
+  except isolated.Stopped as stop:
+    return 128 + stop.signum
   failed = [r for r in results if r.failed]
   print(f'{len(results) - len(failed)} of {len(results)} jobs ran to a '
         f'result or were finished; scores: python -m scoring.report '

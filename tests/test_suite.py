@@ -271,24 +271,62 @@ def test_a_study_is_a_suite_of_one_submission_and_workload(capsys, tmp_path):
           'harness.suite') in refused.stderr
 
 
-def test_a_suite_killed_midway_reruns_only_its_unfinished_trial(tmp_path):
-  """kill -9 of the suite and its job's process while the second of three
-  trials trains; the rerun runs that trial alone."""
-  args = ('--submissions=adam', '--workloads=fmnist_fc',
-          '--num_tuning_trials=3', f'--experiment_dir={tmp_path}',
-          '--max_steps=400', '--eval_every=200', '--train_size=500',
-          '--chunk_size=500', '--curvature_every=0',
-          '--nocurvature_at_events', '--quiet')
-  second = tmp_path / 'fmnist_fc' / 'adam' / 'study_0' / 'trial_1'
-  process = subprocess.Popen(
+def _start_suite(*args: str) -> subprocess.Popen:
+  return subprocess.Popen(
       [sys.executable, '-m', 'harness.suite', *args], cwd=commands.ROOT,
       env=commands.environment(), start_new_session=True,
       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(path: pathlib.Path, process: subprocess.Popen) -> None:
+  deadline = time.monotonic() + 240
+  while not path.exists():
+    assert process.poll() is None and time.monotonic() < deadline
+    time.sleep(0.2)
+
+
+_LONG_TRIALS = ('--submissions=adam', '--workloads=fmnist_fc',
+                '--max_steps=400', '--eval_every=200', '--train_size=500',
+                '--chunk_size=500', '--curvature_every=0',
+                '--nocurvature_at_events', '--quiet')
+
+
+def test_sigterm_to_the_suite_checkpoints_its_job_and_a_rerun_resumes_it(
+    tmp_path):
+  """A scheduler's SIGTERM reaches the suite, which passes it to the job's
+  process: the trial checkpoints, no other job starts, and the rerun
+  continues the trial from its checkpoint."""
+  args = (*_LONG_TRIALS, '--num_tuning_trials=2',
+          f'--experiment_dir={tmp_path}')
+  first = tmp_path / 'fmnist_fc' / 'adam' / 'study_0' / 'trial_0'
+  process = _start_suite(*args)
   try:
-    deadline = time.monotonic() + 240
-    while not (second / records.META_FILE).exists():
-      assert process.poll() is None and time.monotonic() < deadline
-      time.sleep(0.2)
+    _wait_for(first / records.METRICS_FILE, process)  # Step 0 evaluated.
+    process.send_signal(signal.SIGTERM)  # The suite alone, not its group.
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+  finally:
+    if process.poll() is None:
+      os.killpg(process.pid, signal.SIGKILL)
+  summary = records.read_json(first / records.SUMMARY_FILE, records.Summary)
+  assert summary.status is records.Status.INTERRUPTED
+  assert not (first.parent / 'trial_1').exists()
+  again = commands.run_module('harness.suite', *args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  resumed = records.read_json(first / records.SUMMARY_FILE, records.Summary)
+  assert resumed.status is records.Status.BUDGET_EXHAUSTED
+  assert resumed.resumed_at_steps == (summary.final_step,)
+
+
+def test_a_suite_killed_midway_reruns_only_its_unfinished_trial(tmp_path):
+  """kill -9 of the suite and its job's process while the second of two
+  trials trains; the rerun runs that trial alone, its old directory kept
+  aside."""
+  args = (*_LONG_TRIALS, '--num_tuning_trials=2',
+          f'--experiment_dir={tmp_path}')
+  second = tmp_path / 'fmnist_fc' / 'adam' / 'study_0' / 'trial_1'
+  process = _start_suite(*args)
+  try:
+    _wait_for(second / records.META_FILE, process)
   finally:
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -298,8 +336,9 @@ def test_a_suite_killed_midway_reruns_only_its_unfinished_trial(tmp_path):
   again = commands.run_module('harness.suite', *args)
   assert again.returncode == 0, again.stderr[-3000:]
   assert again.stdout.count('skipped: finished') == 1, again.stdout
-  assert again.stdout.count('budget_exhausted at step 400') == 2
-  assert len(list(records.find_run_dirs(tmp_path))) == 3
+  assert again.stdout.count('budget_exhausted at step 400') == 1
+  assert len(list(records.find_run_dirs(tmp_path))) == 2
+  assert len(list((tmp_path / suite.ASIDE_DIR).rglob('trial_1.*'))) == 1
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ Run with
 
 The same four trials (adam and heavy_ball on fmnist_fc, two trials each)
 run through `harness.suite.run_local`, and one by one, each `runner.train`
-in a fresh process as the suite's trials are (`suite.in_fresh_process`), so
+in a fresh process as the suite's trials are (`harness.isolated.call`), so
 that both sides pay the same process start and compile the same programs;
 what differs is the suite's own work: its job list, status checks, lines.
 Rounds alternate which side goes first; the figure is the median over
@@ -27,6 +27,7 @@ import pytest
 
 from harness import jobs as jobs_lib
 from harness import config as config_lib
+from harness import isolated
 from harness import runner
 from harness import suite
 
@@ -58,8 +59,7 @@ def _one_by_one_seconds(directory: pathlib.Path) -> float:
   total = 0.0
   for job in jobs_lib.expand(SPEC):
     start = time.perf_counter()
-    suite.in_fresh_process(runner.train,
-                           suite.job_config(_base(directory), job))
+    isolated.call(runner.train, suite.job_config(_base(directory), job))
     total += time.perf_counter() - start
   return total
 
