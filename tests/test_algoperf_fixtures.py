@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import pathlib
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from submissions import hparams as hparams_lib
 from submissions import loading
 from submissions.algoperf import jax_sharding_utils
 from workloads import registry
+from tests import commands
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / 'algoperf_submissions'
 ROOT = FIXTURES.parents[1]
@@ -151,9 +151,7 @@ def _one_device(tmp_path_factory) -> OneDeviceRuns:
 @pytest.fixture(name='two_devices', scope='module')
 def _two_devices(tmp_path_factory) -> dict[str, records.RunRecord]:
   directory = tmp_path_factory.mktemp('two_devices')
-  env = {**os.environ, 'PYTHONPATH': str(ROOT), 'JAX_PLATFORMS': 'cpu',
-         'XLA_FLAGS': (os.environ.get('XLA_FLAGS', '') +
-                       ' --xla_force_host_platform_device_count=2').strip()}
+  env = commands.forced_devices(2)
   out = subprocess.run(
       [sys.executable, '-m', 'tests.test_algoperf_fixtures', str(directory),
        '2'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import pathlib
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from harness import mesh as mesh_lib
 from submissions import loading
 from submissions import preconditioner_file
 from workloads import base
+from tests import commands
 import workloads
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -67,9 +67,7 @@ def two_device_run(tmp_path_factory):
   The device count is fixed when JAX starts, and only a fresh process
   shows whether orbax is imported before it is needed.
   """
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=str(REPO))
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
-                      ' --xla_force_host_platform_device_count=2').strip()
+  env = commands.forced_devices(2)
   directory = tmp_path_factory.mktemp('two_devices') / 'checkpoints'
   proc = subprocess.Popen(
       [sys.executable, '-c', _TWO_DEVICE_SCRIPT, str(directory)], cwd=REPO,

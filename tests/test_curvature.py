@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from harness import curvature
 from harness.curvature import _lanczos
 from harness.curvature import _sharpness
+from tests import commands
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -487,12 +487,7 @@ def two_device_run():
   It needs a fresh process (the device count is fixed when JAX starts);
   started first, it overlaps with the in-process tests on a 2-core machine.
   """
-  env = dict(os.environ)
-  env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
-                      ' --xla_force_host_platform_device_count=2').strip()
-  env['JAX_PLATFORMS'] = 'cpu'
-  env['PYTHONPATH'] = os.pathsep.join(
-      [str(REPO)] + [p for p in [env.get('PYTHONPATH')] if p])
+  env = commands.forced_devices(2)
   proc = subprocess.Popen([sys.executable, '-c', _SHARDED_SCRIPT], cwd=REPO,
                           env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)

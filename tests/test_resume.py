@@ -10,7 +10,6 @@ finishes, and compares its records with a run that was never interrupted.
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import random
 import signal
@@ -21,6 +20,7 @@ import time
 import pytest
 
 from harness import records
+from tests import commands
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Fields that measure time; everything else must match exactly.
@@ -45,11 +45,10 @@ def _env(devices: int, cache: pathlib.Path) -> dict[str, str]:
   # JAX's persistent compilation cache, shared by the launches of one test:
   # a relaunch loads the executables the reference run compiled (the same
   # code, so the same numbers) instead of compiling them again.
-  return {**os.environ, 'PYTHONPATH': str(ROOT),
-          'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}',
-          'JAX_COMPILATION_CACHE_DIR': str(cache),
-          'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0',
-          'JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES': '0'}
+  return commands.forced_devices(
+      devices, JAX_COMPILATION_CACHE_DIR=str(cache),
+      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
 
 
 def _run_dir(experiment_dir: pathlib.Path) -> pathlib.Path:

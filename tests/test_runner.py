@@ -19,6 +19,7 @@ from harness import records
 from harness import run_directory
 from harness import runner
 from submissions import loading
+from tests import commands
 import workloads
 import workloads.image_classification
 
@@ -244,7 +245,7 @@ def test_two_devices_match_one_device(tmp_path):
       'open(r.run_dir / "metrics.jsonl")]}))\n')
   results = {}
   for count in (1, 2):
-    env = _env(XLA_FLAGS=f'--xla_force_host_platform_device_count={count}')
+    env = commands.forced_devices(count)
     out = subprocess.run([sys.executable, '-c', script,
                           str(tmp_path / str(count))], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
