@@ -116,7 +116,7 @@ def decide(directory: pathlib.Path, config: config_lib.RunConfig,
       return False
     raise RunDirectoryError(
         f'{e}; pass --overwrite to replace this directory') from None
-  summary = _summary(directory)
+  summary = read_summary(directory)
   if failed_before_first_step(directory, summary):
     return False  # Nothing to keep.
   if config.overwrite:
@@ -162,7 +162,8 @@ def failed_before_first_step(directory: pathlib.Path,
   return not (checkpoints.is_dir() and any(checkpoints.iterdir()))
 
 
-def _summary(directory: pathlib.Path) -> records.Summary | None:
+def read_summary(directory: pathlib.Path) -> records.Summary | None:
+  """The run's summary; None when it has none, or none that is usable."""
   if not (directory / records.SUMMARY_FILE).exists():
     return None
   try:

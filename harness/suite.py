@@ -187,12 +187,8 @@ def _finished(directory: pathlib.Path) -> records.Summary | None:
   running it again would fail the same way. Set-up and harness errors,
   interruptions and kills are run again.
   """
-  if not (directory / records.SUMMARY_FILE).exists():
-    return None
-  try:
-    summary = records.read_json(directory / records.SUMMARY_FILE,
-                                records.Summary)
-  except records.RecordError:
+  summary = run_directory.read_summary(directory)
+  if summary is None:
     return None
   if summary.status in run_directory.FINISHED or (
       summary.status is records.Status.ERROR and

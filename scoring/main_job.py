@@ -72,8 +72,7 @@ class MainJob:
 
 def _holds_this_demo(config: config_lib.RunConfig) -> bool:
   """Whether the run directory holds a run started with these settings."""
-  name = config.submission if config.submission in loading.BASELINES else (
-      pathlib.Path(config.submission).stem)  # As `loading.load` names it.
+  name = loading.submission_name(config.submission)
   meta_file = records.run_dir(config.experiment_dir, config.workload, name,
                               config.study, config.trial) / records.META_FILE
   try:
