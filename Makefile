@@ -26,12 +26,8 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
 	fi
 
-# Two pytest-xdist workers: the suite is mostly compilation-bound JAX on the
-# CPU, and two workers use both cores of the machine it is sized for.
-TEST_WORKERS ?= 2
-
 test: $(STAMP) chromium
-	$(BIN)/pytest -q -n $(TEST_WORKERS)
+	$(BIN)/pytest -q
 
 # Long tests and benchmarks too (see BENCHMARKS.md for the peer extra).
 test-all: $(STAMP) chromium

@@ -10,13 +10,6 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-# XLA:CPU ends a process whose collective has waited 40 s for the thread of
-# another device. On a loaded 2-core machine (two test workers, each maybe
-# running a 2-device process) such a thread was starved that long once, and
-# the run aborted; with these timeouts a slow collective waits instead.
-_COLLECTIVE_TIMEOUT_S = 600
-
-
 def environment(**extra: str) -> dict[str, str]:
   """This process's environment, with the project importable."""
   return {**os.environ, 'PYTHONPATH': str(ROOT), **extra}
@@ -24,10 +17,7 @@ def environment(**extra: str) -> dict[str, str]:
 
 def forced_devices(count: int, **extra: str) -> dict[str, str]:
   """`environment()` for a fresh process that sees `count` CPU devices."""
-  flags = (f'--xla_force_host_platform_device_count={count} '
-           f'--xla_cpu_collective_timeout_seconds={_COLLECTIVE_TIMEOUT_S} '
-           '--xla_cpu_collective_call_terminate_timeout_seconds='
-           f'{_COLLECTIVE_TIMEOUT_S}')
+  flags = f'--xla_force_host_platform_device_count={count}'
   return environment(
       JAX_PLATFORMS='cpu',
       XLA_FLAGS=f'{os.environ.get("XLA_FLAGS", "")} {flags}'.strip(),
