@@ -1,6 +1,7 @@
 r"""Lists the registered workloads: `python -m harness.list_workloads`.
 
-Prints each workload's tier, target (validation metric and value), step and
+Prints each workload's tier, target (validation metric and value) and where
+it comes from (calibrated, literature or provisional), step and
 runtime budgets, default batch and parameter count. Parameter counts come
 from `jax.eval_shape` of the workload's `init_model_fn`: shapes only,
 nothing allocated, no data read. Example::
@@ -44,6 +45,8 @@ class WorkloadRow:
     target_metric: e.g. 'validation/accuracy'.
     target_value: the value to reach.
     higher_is_better: whether the target is a lower bound.
+    target_source: 'calibrated' (by `harness.calibrate`, its record in
+      workloads/calibrations/), 'literature' or 'provisional'.
     step_budget: steps allowed.
     runtime_budget_s: submission time allowed, in seconds.
     batch_size: the default regime's batch (the train size when full batch).
@@ -56,6 +59,7 @@ class WorkloadRow:
   target_metric: str
   target_value: float
   higher_is_better: bool
+  target_source: str
   step_budget: int
   runtime_budget_s: float
   batch_size: int
@@ -76,6 +80,7 @@ def workload_row(workload: base.Workload) -> WorkloadRow:
       target_metric=f'validation/{workload.target_metric_name}',
       target_value=workload.target_value,
       higher_is_better=workload.target_higher_is_better,
+      target_source=workload.target_source.value,
       step_budget=workload.step_budget,
       runtime_budget_s=workload.runtime_budget_s,
       batch_size=regime.batch_size, full_batch=regime.full_batch,
@@ -103,6 +108,7 @@ _COLUMNS = (
     ('workload', lambda r: r.name),
     ('tier', lambda r: r.tier),
     ('target', _target),
+    ('source', lambda r: r.target_source),
     ('steps', lambda r: f'{r.step_budget:,}'),
     ('runtime', lambda r: f'{r.runtime_budget_s / 3600:.1f} h'),
     ('batch', _batch),

@@ -183,6 +183,32 @@ def test_preconditioner_reproduces_the_update(name):
       np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
 
 
+def test_nadamw_preconditioner_reproduces_its_nesterov_step():
+  """update = −η (m̃ / P + λx), m̃ the bias-corrected Nesterov EMA of
+  optax's nadam, P the hook's (the docstring of `nadamw`)."""
+  steps = 0
+  for submission, params, _, grads, updates, new_state in _quadratic_run(
+      'nadamw', steps=6):
+    h = submission.hparams
+    b1 = h['beta1']
+    p = submission.preconditioner(new_state)
+    moments = optax.tree_utils.tree_get(new_state, 'ScaleByAdamState')
+    t = int(moments.count)
+    direction = jax.tree.map(
+        lambda m, g: b1 * m / (1 - b1**(t + 1)) + (1 - b1) * g / (1 - b1**t),
+        moments.mu, grads)
+    expected = jax.tree.map(
+        lambda d, pi, x: -h['learning_rate'] * (d / pi +
+                                                h['weight_decay'] * x),
+        direction, p, params)
+    for got, want in zip(jax.tree.leaves(updates), jax.tree.leaves(expected)):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+    steps += 1
+  assert steps == 6
+  dynamics = submission.dynamics()
+  assert stability.threshold(dynamics, 1.0) == pytest.approx(13.5714, 1e-4)
+
+
 def test_frozen_adam_stops_updating_nu():
   hparams = {'freeze_step': 2}
   states = [optax.tree_utils.tree_get(s, 'AdamMomentsState')
@@ -256,6 +282,9 @@ PLAIN_OPTIMIZERS = {
     'adamw': lambda h: optax.adamw(h['learning_rate'], b1=h['beta1'],
                                    b2=h['beta2'], eps=h['eps'],
                                    weight_decay=h['weight_decay']),
+    'nadamw': lambda h: optax.nadamw(h['learning_rate'], b1=h['beta1'],
+                                     b2=h['beta2'], eps=h['eps'],
+                                     weight_decay=h['weight_decay']),
     'adam_nobc': lambda h: optax.chain(
         adaptive.scale_by_adam_moments(h['beta1'], h['beta2'], h['eps'],
                                        bias_correction=False),

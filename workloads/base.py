@@ -54,6 +54,16 @@ class Tier(str, enum.Enum):
   FULL = 'full'  # Many accelerators: ImageNet, WMT.
 
 
+class TargetSource(str, enum.Enum):
+  """Where a workload's target and budget come from."""
+
+  # `python -m harness.calibrate`, its record committed as
+  # workloads/calibrations/<name>.json.
+  CALIBRATED = 'calibrated'
+  LITERATURE = 'literature'  # Published results, cited in the docstring.
+  PROVISIONAL = 'provisional'  # An estimate, until calibrated.
+
+
 class ForwardPassMode(str, enum.Enum):
   """As AlgoPerf's `spec.ForwardPassMode`."""
 
@@ -169,6 +179,7 @@ class Workload(abc.ABC):
   target_metric_name: str = 'accuracy'
   target_value: float = 0.0
   target_higher_is_better: bool = True
+  target_source: TargetSource = TargetSource.PROVISIONAL
   # "Solution" for sharpness at solution: the first step with train loss below.
   train_loss_threshold: float = 0.1
   step_budget: int = 1000

@@ -48,6 +48,7 @@ class _WideResNet(image_classification.ImageClassificationWorkload):
   """A WRN on an in-memory CIFAR data set, augmented in minibatch mode."""
 
   tier = base.Tier.SMALL
+  target_source = base.TargetSource.LITERATURE
   augment = staticmethod(in_memory.cifar_augment)
   default_regime = _REGIME_4096
   curvature_batch_size = 4096

@@ -75,6 +75,7 @@ class ImagenetResNet50(base.Workload):
   target_metric_name = 'error'
   target_value = 0.22569
   target_higher_is_better = False
+  target_source = base.TargetSource.LITERATURE
   train_loss_threshold = 1.0
   step_budget = _ALGOPERF_STEPS
   runtime_budget_s = _ALGOPERF_SECONDS

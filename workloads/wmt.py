@@ -115,6 +115,7 @@ class WmtTransformerPreLN(base.Workload):
   tier = base.Tier.FULL
   target_metric_name = 'bleu'
   target_value = 24.0
+  target_source = base.TargetSource.LITERATURE
   train_loss_threshold = 2.0
   step_budget = 100_000
   runtime_budget_s = float(round(_ALGOPERF_SECONDS * 100_000 * 1024
