@@ -54,6 +54,7 @@ from harness import provenance
 from harness import records
 from harness import submission_runner
 from harness import suite
+from workloads import base as base_lib
 from workloads import registry
 
 PROGRAM = 'harness.calibrate'
@@ -105,7 +106,7 @@ class Calibration:
   seed: int = 0
 
   def __post_init__(self):
-    jobs_lib.workload_names(self.workload)  # An unknown name, one line.
+    registry.get(self.workload)  # An unknown name, one line.
     if not self.candidates:
       raise ValueError('name at least one target-setting algorithm')
     if self.trials_per_candidate < 1 or self.num_seeds < 1:
@@ -128,40 +129,44 @@ class Calibration:
         seed=self.seed + 1)
 
 
-def run_config(base: config_lib.RunConfig, workload: str
+def run_config(base: config_lib.RunConfig, workload: base_lib.Workload
                ) -> config_lib.RunConfig:
   """Every calibration run: trained to its steps, whatever it reaches.
 
   The workload's own runtime budget, the thing being set, does not cut a
   run short unless --max_runtime says so.
   """
-  steps = base.max_steps or registry.get(workload).step_budget
   return dataclasses.replace(
-      base, workload=workload, max_steps=steps, stop_at_target=False,
+      base, workload=workload.name,
+      max_steps=base.max_steps or workload.step_budget, stop_at_target=False,
       max_runtime_s=base.max_runtime_s or math.inf)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Metric:
+  """The target metric, as the runs' records name it."""
+
+  name: str
+  higher_is_better: bool
+
+
 def _run_phase(base: config_lib.RunConfig, spec: jobs_lib.SuiteSpec,
-               name: str, out: TextIO, fresh_processes: bool
-               ) -> list[calibration.CalibrationRun]:
+               name: str, metric: _Metric, out: TextIO,
+               fresh_processes: bool) -> list[calibration.CalibrationRun]:
   """Runs (or continues) one phase's suite; what each run reached."""
   directory = pathlib.Path(base.experiment_dir) / name
   phase = dataclasses.replace(base, experiment_dir=str(directory))
   job_list = jobs_lib.expand(
       spec, study_seeds=jobs_lib.recorded_seeds(directory, spec))
-  suite.check_settings(directory, suite.settings_record(spec, phase))
-  jobs_lib.write_study_records(directory, spec, job_list)
+  suite.record_settings(directory, spec, phase, job_list)
   print(f'{name}: {len(job_list)} runs of {base.max_steps} steps',
         file=out, flush=True)
   suite.run_local(phase, job_list, out, fresh_processes=fresh_processes)
-  return [_read(job, directory, base.workload) for job in job_list]
+  return [_read(job, directory, metric) for job in job_list]
 
 
-def _read(job: jobs_lib.Job, directory: pathlib.Path, workload: str
+def _read(job: jobs_lib.Job, directory: pathlib.Path, metric: _Metric
           ) -> calibration.CalibrationRun:
-  workload_cls = registry.get(workload)
-  metric = f'validation/{workload_cls.target_metric_name}'
-  higher = workload_cls.target_higher_is_better
   try:
     run = records.read_run(job.run_dir(directory))
   except records.RecordError:  # Failed before its first record.
@@ -170,9 +175,9 @@ def _read(job: jobs_lib.Job, directory: pathlib.Path, workload: str
         seed=job.seed, hparams=dict(job.hparams), status='no records',
         best_value=None, best_step=None,
         curve=calibration.Curve(steps=(), submission_time_s=(), values=()))
-  return calibration.calibration_run(run, submission=job.submission,
-                                     seed=job.seed, metric=metric,
-                                     higher_is_better=higher)
+  return calibration.calibration_run(
+      run, submission=job.submission, seed=job.seed, metric=metric.name,
+      higher_is_better=metric.higher_is_better)
 
 
 def calibrate(settings: Calibration, base: config_lib.RunConfig, *,
@@ -196,22 +201,24 @@ def calibrate(settings: Calibration, base: config_lib.RunConfig, *,
     isolated.Stopped: a signal stopped a run; rerunning continues.
   """
   out = out or sys.stdout
-  base = run_config(base, settings.workload)
   workload = registry.get(settings.workload)
-  higher = workload.target_higher_is_better
-  search = _run_phase(base, settings.search_spec(), SEARCH_DIR, out,
+  base = run_config(base, workload)
+  metric = _Metric(f'validation/{workload.target_metric_name}',
+                   workload.target_higher_is_better)
+  higher = metric.higher_is_better
+  search = _run_phase(base, settings.search_spec(), SEARCH_DIR, metric, out,
                       fresh_processes)
   chosen = calibration.choose(search, higher_is_better=higher)
   print(f'chosen: {chosen.submission} {chosen.hparams} (best '
         f'{chosen.best_value} at step {chosen.best_step})', file=out,
         flush=True)
-  seeds = _run_phase(base, settings.seeds_spec(chosen), SEEDS_DIR, out,
-                     fresh_processes)
+  seeds = _run_phase(base, settings.seeds_spec(chosen), SEEDS_DIR, metric,
+                     out, fresh_processes)
   found = calibration.target_and_budget(
       seeds, higher_is_better=higher, budget_margin=settings.budget_margin)
   record = calibration.CalibrationRecord(
       workload=settings.workload,
-      target_metric=f'validation/{workload.target_metric_name}',
+      target_metric=metric.name,
       higher_is_better=higher, candidates=settings.candidates,
       trials_per_candidate=settings.trials_per_candidate,
       num_seeds=settings.num_seeds, max_steps=base.max_steps,

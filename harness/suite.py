@@ -180,6 +180,15 @@ def check_settings(directory: pathlib.Path, settings: dict[str, Any]) -> None:
         'rerun it with the same flags, or choose another --experiment_dir')
 
 
+def record_settings(directory: pathlib.Path, spec: jobs_lib.SuiteSpec,
+                    base: config_lib.RunConfig,
+                    job_list: Sequence[jobs_lib.Job]) -> None:
+  """Before any job runs: `suite.json` (or a refusal of other settings,
+  `check_settings`) and each study's `study.json`."""
+  check_settings(directory, settings_record(spec, base))
+  jobs_lib.write_study_records(directory, spec, job_list)
+
+
 def _finished(directory: pathlib.Path) -> records.Summary | None:
   """The summary of a trial that needs no rerun, else None.
 
@@ -329,8 +338,7 @@ def run_from_flags(program: str, spec: jobs_lib.SuiteSpec) -> int:
     return 0
   experiment_dir = pathlib.Path(base.experiment_dir)
   with cli.user_errors(program, ValueError):
-    check_settings(experiment_dir, settings_record(spec, base))
-  jobs_lib.write_study_records(experiment_dir, spec, job_list)
+    record_settings(experiment_dir, spec, base, job_list)
   chosen = job_list if index is None else [job_list[index]]
   if _LAUNCHER.value == 'slurm':
     return run_submitit(base, chosen)
