@@ -269,7 +269,9 @@ def main(argv: Sequence[str]) -> int:
   except isolated.Stopped as stop:
     return 128 + stop.signum
   if _RECORD_TO.value:
-    records.write_json_atomic(pathlib.Path(_RECORD_TO.value), record)
+    record_to = pathlib.Path(_RECORD_TO.value)
+    record_to.parent.mkdir(parents=True, exist_ok=True)
+    records.write_json_atomic(record_to, record)
   relation = '>=' if record.higher_is_better else '<='
   print(f'target {record.target_metric} {relation} {record.target_value} '
         f'(median of {record.num_seeds} seeds of {record.chosen_submission}); '

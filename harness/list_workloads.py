@@ -104,13 +104,22 @@ def _batch(row: WorkloadRow) -> str:
       f'{row.batch_size:,}')
 
 
+def _runtime(row: WorkloadRow) -> str:
+  seconds = row.runtime_budget_s
+  if seconds < 60:
+    return f'{seconds:g} s'
+  if seconds < 3600:
+    return f'{seconds / 60:.1f} min'
+  return f'{seconds / 3600:.1f} h'
+
+
 _COLUMNS = (
     ('workload', lambda r: r.name),
     ('tier', lambda r: r.tier),
     ('target', _target),
     ('source', lambda r: r.target_source),
     ('steps', lambda r: f'{r.step_budget:,}'),
-    ('runtime', lambda r: f'{r.runtime_budget_s / 3600:.1f} h'),
+    ('runtime', _runtime),
     ('batch', _batch),
     ('parameters', lambda r: f'{r.num_params:,}'),
 )

@@ -141,6 +141,13 @@ def legend_outside(fig: Any, title: str | None = None) -> Any | None:
                     fontsize='small')
 
 
+def legend_beside(ax: Any) -> None:
+  """A legend to the right of one axes (constrained layout makes room)."""
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              fontsize='small')
+
+
 def to_png(fig: Any, dpi: int) -> bytes:
   buffer = io.BytesIO()
   fig.savefig(buffer, format='png', dpi=dpi)

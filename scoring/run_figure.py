@@ -49,13 +49,6 @@ def _loss_points(record: records.RunRecord) -> tuple[list[int], list[float]]:
   return steps, [points[s] for s in steps]
 
 
-def _outside_legend(ax: Any) -> None:
-  """A legend to the right of the axes (constrained layout makes room)."""
-  if ax.get_legend_handles_labels()[0]:
-    ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-              fontsize='small')
-
-
 def _line(ax: Any, steps, values, **kwargs) -> None:
   points = [(s, v) for s, v in zip(steps, values)
             if v is not None and math.isfinite(v) and v > 0]
@@ -129,7 +122,7 @@ def draw_run(record: records.RunRecord, *, colour: Any = None) -> Any:
                  linestyle=':', label='AEoS onset')
   for ax in axes:
     ax.grid(alpha=0.3, which='both')
-    _outside_legend(ax)
+    figures.legend_beside(ax)
   axes[-1].set_xlabel('step')
   where = f'study {record.study}, trial {record.trial}'
   fig.suptitle(f'{record.workload} / {record.submission} ({where}): '

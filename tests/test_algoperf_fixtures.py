@@ -80,7 +80,8 @@ DEVICES_RTOL = 1e-6
 
 
 def nadamw_point() -> dict[str, Any]:
-  """Trial 0 of NAdamW's list of points: a 4-step warmup on fmnist_fc."""
+  """Trial 0 of NAdamW's list of points: a 4-step warmup on fmnist_fc
+  (0.014 of its 300-step hint)."""
   return hparams_lib.SearchSpace.from_json(str(NADAMW_SPACE)).point(0, 0)
 
 

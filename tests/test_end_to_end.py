@@ -14,6 +14,20 @@ from harness import records
 from harness import runner
 from scoring import comparison
 from scoring import report_files
+from workloads import image_classification
+
+
+
+class _WithinReach(image_classification.FashionMnistFC):
+  """fmnist_fc with the target and budget it had before calibration, which
+  every run here reaches within 400 steps, so the leaderboard ranks finite
+  times; fmnist_fc's calibrated target is one for tuned AdamW."""
+
+  name = 'fmnist_fc_within_reach'
+  target_value = 0.84
+  step_budget = 400
+  runtime_budget_s = 1800.0
+
 
 RUN = dict(workload='fmnist_fc', train_size=5000, chunk_size=1000,
            eval_every=20, max_steps=400, quiet=True,
@@ -23,7 +37,7 @@ RUN = dict(workload='fmnist_fc', train_size=5000, chunk_size=1000,
 def _train(experiment_dir, submission, hparams):
   return runner.train(config_lib.RunConfig(
       submission=submission, hparams=hparams,
-      experiment_dir=str(experiment_dir), **RUN))
+      experiment_dir=str(experiment_dir), **RUN), workload=_WithinReach())
 
 
 @pytest.fixture(scope='module')
@@ -45,7 +59,8 @@ def test_leaderboard_ranks_real_runs(reports):
   assert not board.skipped
   (group,) = board.groups
   assert set(group.submissions) == {'adam', 'gd'}
-  adam, gd = group.cell('fmnist_fc', 'adam'), group.cell('fmnist_fc', 'gd')
+  adam, gd = (group.cell(_WithinReach.name, 'adam'),
+               group.cell(_WithinReach.name, 'gd'))
   # Both reach the target; Adam sooner, so it ranks first with score 1.
   standings = {s.submission: s for s in group.standings}
   assert standings['adam'].rank == 1 and standings['adam'].score == 1.0

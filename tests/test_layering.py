@@ -17,9 +17,10 @@ LAYERS = ('workloads', 'submissions', 'harness', 'scoring')
 COMPOSERS = {'scoring.main_job', 'scoring.demo'}
 # What else of the harness scoring may use: none of it trains or reads runs
 # (one-line errors of entry points, provenance facts, the one mapping from
-# records to TensorBoard scalars, which the live runner shares).
+# records to TensorBoard scalars, which the live runner shares, and the
+# calibration record with its rules, which read nothing but records).
 SCORING_MAY_USE = ('harness.records', 'harness.cli', 'harness.provenance',
-                   'harness.tensorboard_log')
+                   'harness.tensorboard_log', 'harness.calibration')
 
 
 def _imports(path: pathlib.Path) -> set[str]:
@@ -62,3 +63,9 @@ def test_the_check_sees_the_imports_it_forbids(tmp_path):
   bad.write_text('from harness import runner\nimport scoring.aeos\n'
                  'from . import sibling\n')
   assert _imports(bad) == {'harness.runner', 'scoring.aeos'}
+
+
+def test_the_calibration_record_scoring_reads_reads_only_records():
+  imported = _imports(ROOT / 'harness' / 'calibration.py')
+  assert {i for i in imported if i.split('.')[0] in LAYERS} <= {
+      i for i in imported if i.startswith('harness.records')}

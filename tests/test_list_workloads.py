@@ -53,6 +53,12 @@ def test_tier_filter_and_formats(rows):
   assert lines[0].split()[:3] == ['workload', 'tier', 'target']
   assert len(lines) == len(smoke) + 1
   assert 'fmnist_fc_relu' in table and '319,810' in table
+  # Each budget in the unit that reads best: seconds, minutes, hours.
+  fc = next(line for line in lines if line.startswith('fmnist_fc '))
+  assert fc.split()[5:9] == ['calibrated', '300', '21', 's'], fc
+  cnn = next(line for line in list_workloads.format_table(rows).splitlines()
+             if line.startswith('fmnist_cnn '))
+  assert '  1.0 h  ' in cnn, cnn
   parsed = json.loads(list_workloads.format_json(rows))
   assert [r['name'] for r in parsed] == registry.names()
   assert {'tier', 'target_value', 'step_budget', 'runtime_budget_s',

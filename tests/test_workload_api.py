@@ -175,8 +175,8 @@ def test_shape_tuple_is_a_leaf_with_value_equality():
 
 def test_step_hint_and_runtime_are_the_budgets():
   workload = _fmnist_fc()
-  assert workload.step_hint == workload.step_budget == 2000
-  assert workload.max_allowed_runtime_sec == workload.runtime_budget_s == 1800
+  assert workload.step_hint == workload.step_budget == 300
+  assert workload.max_allowed_runtime_sec == workload.runtime_budget_s == 21
   wrn = cifar_wrn.Cifar100WRN()
   assert (wrn.step_hint, wrn.max_allowed_runtime_sec) == (2500, 3 * 3600.0)
 
