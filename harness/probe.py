@@ -165,4 +165,9 @@ class CurvatureProbe:
       return learning_rate, (
           f'{self.submission.name} has no dynamics hook, so its momentum '
           'and threshold are unknown')
+    if self.dynamics.nonlinearity is not None:
+      return learning_rate, (
+          f'{self.submission.name}\'s update is nonlinear '
+          f'({self.dynamics.nonlinearity}), so no linear stability threshold '
+          'applies')
     return learning_rate, None

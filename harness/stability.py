@@ -103,6 +103,12 @@ _POLYNOMIALS: dict[tuple[Momentum, Style],
 }
 
 
+def _check_linear(dynamics: Dynamics) -> None:
+  if dynamics.nonlinearity is not None:
+    raise ValueError('no linear stability threshold: the update is '
+                     f'nonlinear ({dynamics.nonlinearity})')
+
+
 def threshold(dynamics: Dynamics, learning_rate: float) -> float:
   """The largest stable eigenvalue (of H, or of P⁻¹H) at learning rate η.
 
@@ -116,9 +122,11 @@ def threshold(dynamics: Dynamics, learning_rate: float) -> float:
     every curvature is stable then.
 
   Raises:
-    ValueError: if `learning_rate` is negative or not finite.
+    ValueError: if `learning_rate` is negative or not finite, or the update
+      is nonlinear (`dynamics.nonlinearity`), which has no such threshold.
   """
   eta = _checked(learning_rate)
+  _check_linear(dynamics)
   if eta == 0:
     return math.inf
   return _THRESHOLDS[dynamics.kind](eta, dynamics.effective_beta)
@@ -137,6 +145,7 @@ def characteristic_roots(dynamics: Dynamics, eigenvalue: float,
     Complex roots: one for GD (first-order recurrence), two otherwise. The
     component along the eigenvector grows like the largest magnitude.
   """
+  _check_linear(dynamics)
   coeffs = _POLYNOMIALS[dynamics.kind](_checked(learning_rate),
                                        dynamics.effective_beta,
                                        float(eigenvalue))

@@ -47,11 +47,16 @@ class Dynamics:
     momentum: a `Momentum` (or its value, e.g. 'heavy_ball').
     style: a `Style` (or its value); ignored when momentum is NONE.
     beta: momentum coefficient, 0 ≤ β < 1; ignored when momentum is NONE.
+    nonlinearity: what makes the update nonlinear in the gradients, when it
+      is (Lion's sign, Muon's orthogonalisation): momentum and β then
+      describe the buffer, and no linear stability threshold applies, so
+      the records report the threshold as unknown with this reason.
   """
 
   momentum: Momentum = Momentum.NONE
   style: Style = Style.STANDARD
   beta: float = 0.0
+  nonlinearity: str | None = None
 
   def __post_init__(self):
     object.__setattr__(self, 'momentum', Momentum(self.momentum))

@@ -20,7 +20,8 @@ from submissions import hparams as hparams_lib
 BASELINES: dict[str, str] = {
     name: f'submissions.baselines.{name}' for name in (
         'gd', 'heavy_ball', 'heavy_ball_ema', 'nesterov', 'rmsprop', 'adam',
-        'adam_nobc', 'adamw', 'nadamw', 'frozen_adam')
+        'adam_nobc', 'adamw', 'nadamw', 'frozen_adam', 'amsgrad', 'nadam',
+        'adagrad', 'padam', 'adafactor', 'slimadam', 'lion', 'muon')
 }
 
 
