@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import jax
 
 from harness import config as config_lib
+from harness import curvature
 from harness import mesh as mesh_lib
 from harness import provenance
 from harness import records
@@ -176,7 +177,8 @@ def _check_dynamics(submission: api.Submission) -> None:
 def _check_preconditioner(config: config_lib.RunConfig,
                           workload: base.Workload,
                           submission: api.Submission) -> None:
-  """The hook's pytree must be shaped like the params, one entry each.
+  """The hook's pytree must be shaped like the params, one entry each, or
+  be a `curvature.Preconditioner` that fits them.
 
   `jax.eval_shape` traces `init_model_fn`, `init_optimizer_state` and the
   hook without computing them. A submission whose initialisation cannot be
@@ -209,6 +211,18 @@ def _check_preconditioner(config: config_lib.RunConfig,
       raise SetupError(
           f'--save_preconditioner_at is set but {submission.name}.'
           'preconditioner returns None: there is no preconditioner to save')
+    return
+  if isinstance(diag, curvature.Preconditioner):  # Not diagonal.
+    if saving:
+      raise SetupError(
+          f'--save_preconditioner_at saves a diagonal P, but '
+          f'{submission.name}.preconditioner returns a '
+          f'{type(diag).__name__}; drop the flag')
+    try:
+      diag.validate(params)
+    except ValueError as e:
+      raise SetupError(f'{submission.name}.preconditioner(optimizer_state): '
+                       f'{_one_line(e)}') from e
     return
   mismatch = api.describe_mismatch(diag, params, dtypes=False)
   if mismatch:

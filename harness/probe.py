@@ -21,7 +21,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import optax
 
 from harness import clock as clock_lib
 from harness import config as config_lib
@@ -118,12 +117,14 @@ class CurvatureProbe:
     """One probe; returns the `curvature.jsonl` record."""
     with clock_lib.Stopwatch() as watch:
       raw = self._eigen('raw', params, model_state, None)
-      diag = self.submission.preconditioner(optimizer_state)
-      pre = None if diag is None else self._eigen('pre', params, model_state,
-                                                  diag)
+      preconditioner = curvature.as_preconditioner(
+          self.submission.preconditioner(optimizer_state))
+      pre = None if preconditioner is None else self._eigen(
+          'pre', params, model_state, preconditioner)
       learning_rate, unknown = self._learning_rate(optimizer_state)
-      raw, pre, diag_norm = jax.device_get(
-          (raw, pre, None if diag is None else optax.tree.norm(diag)))
+      raw, pre, p_norm = jax.device_get(
+          (raw, pre, None if preconditioner is None else
+           preconditioner.norm()))
     self.total_seconds += watch.seconds
     self.last_step = step
     top = tuple(float(x) for x in raw.eigenvalues)
@@ -143,7 +144,7 @@ class CurvatureProbe:
         preconditioned_sharpness_topk=pre_top,
         stability_threshold=threshold, threshold_ratio=ratio,
         threshold_unknown=unknown, grad_norm=float(raw.grad_norm),
-        preconditioner_norm=None if diag_norm is None else float(diag_norm),
+        preconditioner_norm=None if p_norm is None else float(p_norm),
         lanczos_residual=float(np.max(residuals)),
         lanczos_hvps=int(raw.num_hvps) + (0 if pre is None else
                                           int(pre.num_hvps)),

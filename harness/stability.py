@@ -27,6 +27,10 @@ in force at the step in question (the harness reads it from the optimizer
 state), so during warmup the threshold falls as η rises. The simulation
 takes η as a float or as a schedule `step -> η`, since it needs one per step.
 
+A `Dynamics` whose `step_scale` is s steps by s·η rather than η (schedule-
+free's gradient point moves by (1 − β) η once its average has settled);
+every formula here then takes s·η for η, and s = 1 leaves them as above.
+
 References:
   J. Cohen et al., "Adaptive Gradient Methods at the Edge of Stability",
   arXiv:2207.14484 (2022), Table 1 and Appendices A, C.
@@ -118,14 +122,15 @@ def threshold(dynamics: Dynamics, learning_rate: float) -> float:
 
   Returns:
     GD 2/η; standard HB (2+2β)/η; EMA HB (2+2β)/((1−β)η); standard Nesterov
-    (2+2β)/((1+2β)η); EMA Nesterov (2+2β)/((1−β)(1+2β)η). `inf` where η = 0:
-    every curvature is stable then.
+    (2+2β)/((1+2β)η); EMA Nesterov (2+2β)/((1−β)(1+2β)η), with η times
+    `dynamics.step_scale` for η. `inf` where η = 0: every curvature is
+    stable then.
 
   Raises:
     ValueError: if `learning_rate` is negative or not finite, or the update
       is nonlinear (`dynamics.nonlinearity`), which has no such threshold.
   """
-  eta = _checked(learning_rate)
+  eta = _checked(learning_rate) * dynamics.step_scale
   _check_linear(dynamics)
   if eta == 0:
     return math.inf
@@ -139,15 +144,16 @@ def characteristic_roots(dynamics: Dynamics, eigenvalue: float,
   Args:
     dynamics: the update's `Dynamics`.
     eigenvalue: λ, an eigenvalue of H (or of P⁻¹H).
-    learning_rate: η, finite and >= 0.
+    learning_rate: η, finite and >= 0 (the recurrence steps by η times
+      `dynamics.step_scale`).
 
   Returns:
     Complex roots: one for GD (first-order recurrence), two otherwise. The
     component along the eigenvector grows like the largest magnitude.
   """
   _check_linear(dynamics)
-  coeffs = _POLYNOMIALS[dynamics.kind](_checked(learning_rate),
-                                       dynamics.effective_beta,
+  eta = _checked(learning_rate) * dynamics.step_scale
+  coeffs = _POLYNOMIALS[dynamics.kind](eta, dynamics.effective_beta,
                                        float(eigenvalue))
   return np.roots(np.asarray(coeffs, np.float64)).astype(np.complex128)
 
@@ -204,7 +210,8 @@ def simulate_quadratic(dynamics: Dynamics, eigenvalue: float, num_steps: int,
     dynamics: the update's `Dynamics`.
     eigenvalue: λ.
     num_steps: number of updates.
-    learning_rate: η, or a schedule `step -> η` (step t makes x_{t+1}).
+    learning_rate: η, or a schedule `step -> η` (step t makes x_{t+1});
+      each step is η times `dynamics.step_scale`.
     x0: starting point.
     m0: starting momentum buffer.
 
@@ -229,7 +236,8 @@ def simulate_quadratic(dynamics: Dynamics, eigenvalue: float, num_steps: int,
     if not (math.isfinite(eta_t) and eta_t >= 0):
       raise ValueError(
           f'learning rate schedule gave {eta_t} at step {t}; need >= 0')
-    x, m = update(x, m, eigenvalue * x, eta_t, dynamics.effective_beta)
+    x, m = update(x, m, eigenvalue * x, eta_t * dynamics.step_scale,
+                  dynamics.effective_beta)
     if not math.isfinite(x) or abs(x) > 1e300:
       xs[t + 1:] = math.inf
       break

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 
 
 class Momentum(enum.Enum):
@@ -51,18 +52,29 @@ class Dynamics:
       is (Lion's sign, Muon's orthogonalisation): momentum and β then
       describe the buffer, and no linear stability threshold applies, so
       the records report the threshold as unknown with this reason.
+    step_scale: the update's effective step is this times the learning rate
+      in force, η; the thresholds and recurrences use step_scale · η.
+      1 for every update that steps by η itself. Schedule-free's gradient
+      point y moves by (1 − β) η times the gradient once its average has
+      settled, so it gives 1 − β (`submissions.baselines.
+      schedule_free_adamw`). Finite and > 0.
   """
 
   momentum: Momentum = Momentum.NONE
   style: Style = Style.STANDARD
   beta: float = 0.0
   nonlinearity: str | None = None
+  step_scale: float = 1.0
 
   def __post_init__(self):
     object.__setattr__(self, 'momentum', Momentum(self.momentum))
     object.__setattr__(self, 'style', Style(self.style))
     if not 0.0 <= self.beta < 1.0:
       raise ValueError(f'beta must satisfy 0 <= beta < 1, got {self.beta}')
+    object.__setattr__(self, 'step_scale', float(self.step_scale))
+    if not (math.isfinite(self.step_scale) and self.step_scale > 0):
+      raise ValueError(
+          f'step_scale must be finite and > 0, got {self.step_scale}')
 
   @property
   def kind(self) -> tuple[Momentum, Style]:

@@ -21,7 +21,7 @@ BASELINES: dict[str, str] = {
     name: f'submissions.baselines.{name}' for name in (
         'gd', 'heavy_ball', 'heavy_ball_ema', 'nesterov', 'rmsprop', 'adam',
         'adam_nobc', 'adamw', 'nadamw', 'frozen_adam', 'amsgrad', 'nadam',
-        'adagrad', 'padam', 'adafactor', 'slimadam', 'lion', 'muon')
+        'adagrad', 'padam', 'adafactor', 'slimadam', 'lion', 'muon', 'shampoo', 'soap', 'schedule_free_adamw')
 }
 
 

@@ -13,6 +13,8 @@ A new baseline fails here until each table below has its row.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
@@ -22,6 +24,7 @@ import pytest
 
 from harness import curvature
 from harness import stability
+from submissions import eigenbasis
 from submissions import loading
 
 BASELINES = sorted(loading.BASELINES)
@@ -96,6 +99,10 @@ _SETTINGS = {
     'lion': ((0.002, 2000), (2e-4, 20000)),
     # Rosenbrock's (x, y) is a vector, which Muon leaves to its NAdam.
     'muon': ((0.005, 1000), (0.01, 5000)),
+    # Rosenbrock's vector steps by their Adam fallback.
+    'shampoo': ((0.05, 500), (0.01, 5000)),
+    'soap': ((0.05, 500), (0.01, 5000)),
+    'schedule_free_adamw': ((0.05, 500), (0.02, 5000)),
 }
 # A converged run ends below this fraction of its starting loss.
 _FRACTION = 1e-3
@@ -157,21 +164,32 @@ def test_state_stays_finite_for_100_steps(name, start):
   params, state = _run(submission.optimizer, _quadratic, params, 100)
   _assert_finite(params, 'params')
   _assert_finite(state, 'optimizer state')
-  diagonal = submission.preconditioner(state)
-  if diagonal is not None:
-    curvature.validate_diagonal(diagonal, params)  # Finite and > 0.
+  preconditioner = curvature.as_preconditioner(
+      submission.preconditioner(state))
+  if preconditioner is not None:
+    preconditioner.validate(params)  # Fits, finite and > 0.
 
 
 # ---- (4) Thresholds ----
 
-# Cohen et al., Table 1, as η times the threshold at β = 0.9.
+# Cohen et al., Table 1: η times the threshold, as a function of β.
 _TABLE_1 = {
-    'gd': 2.0,
-    'standard heavy-ball': 2 + 2 * 0.9,  # 3.8
-    'EMA heavy-ball': (2 + 2 * 0.9) / 0.1,  # 38
-    'standard Nesterov': (2 + 2 * 0.9) / 2.8,  # 1.357
-    'EMA Nesterov': (2 + 2 * 0.9) / (0.1 * 2.8),  # 13.57
+    'gd': lambda b: 2.0,
+    'standard heavy-ball': lambda b: 2 + 2 * b,
+    'EMA heavy-ball': lambda b: (2 + 2 * b) / (1 - b),
+    'standard Nesterov': lambda b: (2 + 2 * b) / (1 + 2 * b),
+    'EMA Nesterov': lambda b: (2 + 2 * b) / ((1 - b) * (1 + 2 * b)),
+    # Not in Table 1: GD at the step (1 − β) η, schedule-free's asymptote
+    # (derived and checked in test_schedule_free).
+    'schedule-free': lambda b: 2 / (1 - b),
 }
+
+
+def test_table_1_is_the_published_one_at_beta_09():
+  published = {'gd': 2, 'standard heavy-ball': 3.8, 'EMA heavy-ball': 38,
+               'standard Nesterov': 1.357, 'EMA Nesterov': 13.57}
+  for kind, value in published.items():  # Of the five published.
+    assert _TABLE_1[kind](0.9) == pytest.approx(value, rel=1e-3)
 _MOMENTUM = {
     'gd': 'gd', 'rmsprop': 'gd', 'adagrad': 'gd',
     'heavy_ball': 'standard heavy-ball',
@@ -179,7 +197,8 @@ _MOMENTUM = {
     'nadamw': 'EMA Nesterov', 'nadam': 'EMA Nesterov',
     **{name: 'EMA heavy-ball' for name in (
         'heavy_ball_ema', 'adam', 'adam_nobc', 'adamw', 'frozen_adam',
-        'amsgrad', 'padam', 'adafactor', 'slimadam')},
+        'amsgrad', 'padam', 'adafactor', 'slimadam', 'shampoo', 'soap')},
+    'schedule_free_adamw': 'schedule-free',
     'lion': None, 'muon': None,  # Nonlinear: no threshold.
 }
 
@@ -200,8 +219,17 @@ def test_threshold_is_table_1s_for_its_momentum(name):
       stability.threshold(dynamics, eta)
   else:
     assert dynamics.nonlinearity is None
+    # β as the hyperparameters give it, not as the Dynamics reads it.
+    beta = submission.hparams.get('beta1', 0.0)
     assert stability.threshold(dynamics, eta) == pytest.approx(
-        _TABLE_1[_MOMENTUM[name]] / eta, rel=1e-12)
+        _TABLE_1[_MOMENTUM[name]](beta) / eta, rel=1e-12)
+
+
+def test_soaps_default_threshold_is_78_over_eta():
+  """The EMA heavy-ball root condition extrapolated to β1 = 0.95."""
+  submission = _load('soap')
+  assert submission.hparams['beta1'] == 0.95
+  assert stability.threshold(submission.dynamics(), 1.0) == pytest.approx(78)
 
 
 # ---- (5) The preconditioner from first principles ----
@@ -340,6 +368,91 @@ def _muon(h, grads):
     yield None, _newton_schulz(nesterov) * np.sqrt(max(1, fan_out / fan_in))
 
 
+class _Dense(NamedTuple):
+  """A non-diagonal P of one leaf, on its row-major flattening."""
+
+  matrix: np.ndarray
+
+
+def _matrix_shape(shape):
+  return (1, int(np.prod(shape))) if len(shape) < 2 else (
+      int(np.prod(shape[:-1])), shape[-1])
+
+
+def _damped_eigh(factor, matrix_eps):
+  values, vectors = np.linalg.eigh(factor)
+  values = np.maximum(values, 0)
+  return vectors, values + matrix_eps * values[-1]
+
+
+def _kronecker_sides(h, grads):
+  """Per step: the reshaped gradient and each side's (vectors, values)
+  at its last refresh (the identity before the first), None for a side
+  without a factor."""
+  shape = _matrix_shape(grads[0].shape)
+  has = [len(grads[0].shape) >= 2 and 1 < k <= h['max_dim'] for k in shape]
+  factors = [0.0, 0.0]
+  bases = [(np.eye(k), np.ones(k)) if has_side else None
+           for k, has_side in zip(shape, has)]
+  for t, g in enumerate(grads):
+    g = g.reshape(shape)
+    for side, g_side in enumerate((g, g.T)):
+      if has[side]:
+        # From the factors of the earlier gradients: at t = 1, 1 + k, ...
+        if t >= 1 and (t - 1) % h['precondition_every'] == 0:
+          bases[side] = _damped_eigh(factors[side], h['matrix_eps'])
+        factors[side] = h['beta2'] * factors[side] + (
+            1 - h['beta2']) * g_side @ g_side.T
+    yield g, list(bases)
+
+
+def _root(basis, power):
+  vectors, values = basis
+  return vectors @ np.diag(values**power) @ vectors.T
+
+
+def _shampoo(h, grads):
+  """P = (L^1/4 ⊗ R^1/4) / s, s = ‖Adam's step‖ / ‖L^-1/4 m R^-1/4‖."""
+  adam = _adam(h, grads)
+  m = 0.0
+  for (g, (left, right)), (adam_p, _) in zip(_kronecker_sides(h, grads),
+                                             adam):
+    m = h['beta1'] * m + (1 - h['beta1']) * g
+    if left is None and right is None:
+      yield adam_p, m.reshape(grads[0].shape)
+      continue
+    inv_left, inv_right = (np.eye(k) if b is None else _root(b, -0.25)
+                           for b, k in zip((left, right), g.shape))
+    scale = (np.linalg.norm(m.ravel() / adam_p.ravel()) /
+             np.linalg.norm(inv_left @ m @ inv_right))
+    p = np.kron(np.linalg.inv(inv_left), np.linalg.inv(inv_right)) / scale
+    yield _Dense(p), m.reshape(grads[0].shape)
+
+
+def _soap(h, grads):
+  """P = Q D Qᵀ, Q = Q_L ⊗ Q_R, D SOAP's Adam in the rotated basis."""
+  b1, b2, eps = h['beta1'], h['beta2'], h['eps']
+  m = nu = 0.0
+  for t, (g, (left, right)) in enumerate(_kronecker_sides(h, grads),
+                                         start=1):
+    q_left, q_right = (np.eye(k) if b is None else b[0]
+                       for b, k in zip((left, right), g.shape))
+    m = b1 * m + (1 - b1) * g
+    nu = b2 * nu + (1 - b2) * (q_left.T @ g @ q_right)**2
+    d = (1 - b1**t) * (np.sqrt(nu) + eps) / np.sqrt(1 - b2**t)
+    q = np.kron(q_left, q_right)
+    yield _Dense(q @ np.diag(d.ravel()) @ q.T), m.reshape(grads[0].shape)
+
+
+def _schedule_free(h, grads):
+  """z's step: g / P, P = sqrt(ν̂) + ε, no first moment (β is the
+  interpolation of x and z, not a momentum)."""
+  nu = 0.0
+  for c2, g in zip(_beta_powers(h['beta2']), grads):
+    nu = h['beta2'] * nu + (1 - h['beta2']) * g**2
+    yield np.sqrt(nu / c2) + h['eps'], g
+
+
 _REFERENCES = {
     'gd': _gd,
     'heavy_ball': _heavy_ball,
@@ -362,19 +475,44 @@ _REFERENCES = {
     'slimadam': _slimadam,
     'lion': _lion,
     'muon': _muon,
+    'shampoo': _shampoo,
+    'soap': _soap,
+    'schedule_free_adamw': _schedule_free,
 }
 
 
+def _z(state):
+  return optax.tree_utils.tree_get(state, 'ScheduleFreeState').z
+
+
+# What "the step" is where it is not the update: schedule-free's update
+# moves y, and its preconditioned step is z's (its state), from z₀ = y₀.
+_STEPS = {'schedule_free_adamw': lambda updates, before, after: jax.tree.map(
+    lambda new, old: np.asarray(new, np.float64) - np.asarray(old,
+                                                              np.float64),
+    _z(after), _z(before))}
+
+
 def _reference_hparams(name: str) -> dict[str, float]:
-  """Frozen Adam freezes inside the sequence; β2 is 0.6 where there is one.
+  """Frozen Adam freezes, and Shampoo and SOAP refresh their bases, inside
+  the sequence; β2 is 0.6 where there is one.
+
+  A Kronecker factor of a few gradients is singular, so its smallest
+  eigenvalues are the damping alone, ε λmax; float32's eigh gets them to
+  about 1e-7 λmax, so at the shipped ε = 1e-6 their fourth roots would
+  carry percent errors. ε = 1e-2 tests the formula, not float32.
 
   At β2 = 0.999 the float32 1 − β2ᵗ of a bias correction keeps four of its
   seven digits at t = 1 (its relative error is u β2ᵗ / (1 − β2ᵗ), u =
   2⁻²⁴), and ν hardly falls in a few steps, so a running maximum would
   never bind. At 0.6 both the formula and the maximum are tested.
   """
-  hparams = {'freeze_step': 3} if name == 'frozen_adam' else {}
-  if 'beta2' in loading.import_module(name)[1].DEFAULT_HPARAMS:
+  hparams = {'freeze_step': 3, 'precondition_every': 3, 'matrix_eps': 1e-2}
+  defaults = loading.import_module(name)[1].DEFAULT_HPARAMS
+  hparams = {k: v for k, v in hparams.items() if k in defaults}
+  if name in _STEPS:  # z's steps far above the float32 ulps of z.
+    hparams['learning_rate'] = 1.0
+  if 'beta2' in defaults:
     hparams['beta2'] = 0.6
   return hparams
 
@@ -407,21 +545,40 @@ def test_preconditioner_is_recomputed_from_first_principles(name):
             for k, g in sequence[0].items()}
   tx = submission.optimizer
   state = tx.init(params)
+  stepped = _STEPS.get(name, lambda updates, before, after: updates)
   for grads in sequence:
+    before = state
     updates, state = tx.update(jax.tree.map(jnp.asarray, grads), state,
                                params)
-    diagonal = submission.preconditioner(state)
+    moved = stepped(updates, before, state)
+    hook = submission.preconditioner(state)
     for key, reference in references.items():
       p, d = next(reference)
+      x = np.asarray(params[key], np.float64)
       if p is None:
-        assert diagonal is None
-        p = 1.0
+        assert hook is None
+        step = d
+      elif isinstance(hook, eigenbasis.EigenbasisPreconditioner):
+        dense = p.matrix if isinstance(p, _Dense) else np.diag(
+            np.broadcast_to(p, x.shape).ravel())
+        np.testing.assert_allclose(_dense_block(hook, key, x.shape), dense,
+                                   rtol=1e-4, atol=1e-6 * np.abs(dense).max())
+        step = np.linalg.solve(dense, d.ravel()).reshape(x.shape)
       else:
-        np.testing.assert_allclose(diagonal[key], p, rtol=1e-5)
-      want = -eta * (d / p + decay * np.asarray(params[key], np.float64))
-      np.testing.assert_allclose(updates[key], want, rtol=1e-5,
-                                 atol=1e-6 * eta)
+        np.testing.assert_allclose(hook[key], p, rtol=1e-5)
+        step = d / p
+      np.testing.assert_allclose(moved[key], -eta * (step + decay * x),
+                                 rtol=1e-4, atol=1e-6 * eta)
     params = optax.apply_updates(params, updates)
+
+
+def _dense_block(hook, key, shape):
+  """One leaf's P from the hook, column by column, in float64."""
+  size = int(np.prod(shape))
+  block = hook.blocks[key]
+  return np.stack([np.asarray(block.apply_power(
+      jnp.asarray(e.reshape(shape), jnp.float32), 1.0), np.float64).ravel()
+                   for e in np.eye(size)], axis=1)
 
 
 # ---- (6) Preconditioned sharpness against a dense eigendecomposition ----
@@ -444,14 +601,66 @@ def _tiny_loss(params):
 def test_preconditioned_sharpness_matches_a_dense_eigendecomposition(name):
   submission = _load(name)
   params, state = _run(submission.optimizer, _tiny_loss, _TINY_START, 5)
-  diagonal = submission.preconditioner(state)
+  hook = submission.preconditioner(state)
   flat, unravel = ravel_pytree(params)
   hessian = np.asarray(jax.hessian(lambda f: _tiny_loss(unravel(f)))(flat),
                        np.float64)
   assert np.abs(hessian - np.diag(np.diag(hessian))).max() > 1e-2
-  scale = (np.ones(flat.size) if diagonal is None else
-           np.asarray(ravel_pytree(diagonal)[0], np.float64)**-0.5)
-  dense = np.linalg.eigvalsh(scale[:, None] * hessian * scale[None, :])[-1]
-  result = curvature.sharpness(_tiny_loss, params, preconditioner=diagonal,
+  if hook is None:
+    inv_sqrt = np.eye(flat.size)
+  elif isinstance(hook, eigenbasis.EigenbasisPreconditioner):
+    inv_sqrt = _dense_inv_sqrt(hook, unravel, flat.size)
+  else:
+    inv_sqrt = np.diag(np.asarray(ravel_pytree(hook)[0], np.float64)**-0.5)
+  dense = np.linalg.eigvalsh(inv_sqrt @ hessian @ inv_sqrt)[-1]
+  result = curvature.sharpness(_tiny_loss, params, preconditioner=hook,
                                num_iterations=flat.size)
   np.testing.assert_allclose(float(result.eigenvalues[0]), dense, rtol=1e-4)
+
+
+# ---- (7) A non-diagonal P: symmetric, positive definite, and the step ----
+
+
+def _dense_inv_sqrt(hook, unravel, size: int) -> np.ndarray:
+  """P^-1/2 as a dense matrix, column by column from the hook's blocks."""
+  return np.stack([np.asarray(ravel_pytree(hook.apply_power(
+      unravel(e), -0.5))[0], np.float64)
+                   for e in np.eye(size, dtype=np.float32)], axis=1)
+
+
+_MATRIX_BASELINES = [name for name in BASELINES
+                     if _REFERENCES[name] in (_shampoo, _soap)]
+
+
+def test_the_matrix_baselines_are_shampoo_and_soap():
+  assert _MATRIX_BASELINES == ['shampoo', 'soap']
+
+
+@pytest.mark.parametrize('name', _MATRIX_BASELINES)
+def test_matrix_preconditioner_is_spd_and_gives_the_step(name):
+  """P^-1/2 is symmetric positive definite, and P^-1/2 P^-1/2 m is the
+  method's own step: −update / η, with its basis refreshed on the way."""
+  submission = _load(name, precondition_every=2, weight_decay=0.0)
+  params, state = _run(submission.optimizer, _quadratic, _QUADRATIC_START, 6)
+  grads = jax.grad(_quadratic)(params)
+  updates, state = submission.optimizer.update(grads, state, params)
+  hook = submission.preconditioner(state)
+  assert isinstance(curvature.as_preconditioner(hook),
+                    curvature.Preconditioner)
+  hook.validate(params)
+  flat, unravel = ravel_pytree(params)
+  inv_sqrt = _dense_inv_sqrt(hook, unravel, flat.size)
+  np.testing.assert_allclose(inv_sqrt, inv_sqrt.T, atol=1e-5 * np.abs(
+      inv_sqrt).max())
+  assert np.linalg.eigvalsh((inv_sqrt + inv_sqrt.T) / 2).min() > 0
+  # The 2 × 3 kernel is rotated: P is not diagonal.
+  kernel = _dense_block(hook, 'w', (2, 3))
+  assert np.abs(kernel - np.diag(np.diag(kernel))).max() > 1e-3 * np.abs(
+      kernel).max()
+  momentum = optax.tree_utils.tree_get(state, 'mu')
+  direction = hook.apply_inv_sqrt(hook.apply_inv_sqrt(momentum))
+  eta = submission.hparams['learning_rate']
+  for got, want in zip(jax.tree.leaves(updates), jax.tree.leaves(direction)):
+    np.testing.assert_allclose(got, -eta * want, rtol=1e-5, atol=1e-7)
+  assert float(hook.norm()) == pytest.approx(np.linalg.norm(
+      np.linalg.inv(inv_sqrt @ inv_sqrt)), rel=1e-4)

@@ -23,7 +23,9 @@ from submissions import loading
 from submissions import preconditioner_file
 from submissions.baselines import adaptive
 from submissions.baselines import padam
+from submissions.baselines import shampoo
 from submissions.baselines import slimadam
+from submissions.baselines import soap
 
 SUBMISSIONS_DIR = pathlib.Path(loading.__file__).parent
 BASELINE_DIR = SUBMISSIONS_DIR / 'baselines'
@@ -356,6 +358,16 @@ PLAIN_OPTIMIZERS = {
     'lion': lambda h: optax.lion(h['learning_rate'], b1=h['beta1'],
                                  b2=h['beta2'],
                                  weight_decay=h['weight_decay']),
+    # No optax Shampoo or SOAP: their own factories, without injection.
+    **{name: lambda h, factory=factory: factory(
+        h['learning_rate'], b1=h['beta1'], b2=h['beta2'], eps=h['eps'],
+        matrix_eps=h['matrix_eps'], weight_decay=h['weight_decay'],
+        precondition_every=h['precondition_every'], max_dim=h['max_dim'])
+       for name, factory in (('shampoo', shampoo.shampoo),
+                             ('soap', soap.soap))},
+    'schedule_free_adamw': lambda h: optax.contrib.schedule_free_adamw(
+        h['learning_rate'], b1=h['beta1'], b2=h['beta2'], eps=h['eps'],
+        weight_decay=h['weight_decay']),
     'muon': lambda h: optax.contrib.muon(
         h['learning_rate'], beta=h['beta1'], weight_decay=h['weight_decay'],
         adam_b1=h['adam_beta1'], adam_b2=h['adam_beta2']),

@@ -10,7 +10,8 @@ The public API:
   symmetric operator of flat vectors, as one compiled device loop.
 * `hvp`, `loss_and_grad`, `hessian_operator`: the products Lanczos uses, on
   a loss closing over its data or on a chunked batch.
-* `Preconditioner`, `DiagonalPreconditioner`: the extension point for P.
+* `Preconditioner`, `DiagonalPreconditioner`, `as_preconditioner`: the
+  extension point for P (a diagonal pytree, or any object with P^-1/2).
 
 References:
   C. Lanczos, J. Res. Nat. Bur. Standards 45 (1950).
@@ -27,6 +28,7 @@ from harness.curvature._operators import DiagonalPreconditioner
 from harness.curvature._operators import FlatOperator
 from harness.curvature._operators import HvpMode
 from harness.curvature._operators import Preconditioner
+from harness.curvature._operators import as_preconditioner
 from harness.curvature._operators import hessian_operator
 from harness.curvature._operators import hvp
 from harness.curvature._operators import loss_and_grad
@@ -42,6 +44,7 @@ __all__ = [
     'HvpMode',
     'LanczosResult',
     'Preconditioner',
+    'as_preconditioner',
     'SharpnessFn',
     'SharpnessResult',
     'hessian_operator',

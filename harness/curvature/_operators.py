@@ -14,12 +14,14 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
+import typing
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 from jax import lax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+import optax
 
 from workloads import chunks
 
@@ -108,15 +110,19 @@ def hvp(loss_fn: LossFn, params: Params, tangent: Params, *,
   return out
 
 
-class Preconditioner(abc.ABC):
+@typing.runtime_checkable
+class Preconditioner(typing.Protocol):
   """Extension point for a symmetric positive definite preconditioner P.
 
   Preconditioned sharpness is λ1(P^-1/2 H P^-1/2), so Lanczos only needs
-  P^-1/2 applied to a params-shaped pytree. Subclasses implement
-  `apply_inv_sqrt`; `DiagonalPreconditioner` is the diagonal special case.
-  To be passed to a compiled sharpness function a subclass must be a
-  registered pytree (e.g. via `jax.tree_util.register_dataclass`) whose array
-  state is in its leaves.
+  P^-1/2 applied to a params-shaped pytree. Anything with these three
+  methods is a Preconditioner, by structure: a submission builds its own
+  (e.g. `submissions.eigenbasis.EigenbasisPreconditioner`, for Shampoo and
+  SOAP) without importing the harness, and a class may also subclass this
+  one to inherit `validate` and `norm`. `DiagonalPreconditioner` is the
+  diagonal special case. To be passed to a compiled sharpness function an
+  implementation must be a registered pytree (e.g. via
+  `jax.tree_util.register_dataclass`) whose array state is in its leaves.
   """
 
   @abc.abstractmethod
@@ -126,6 +132,10 @@ class Preconditioner(abc.ABC):
   def validate(self, params: Params) -> None:
     """Raises ValueError if the preconditioner does not fit `params`."""
     del params
+
+  def norm(self) -> jax.Array | None:
+    """‖P‖_F, recorded with each probe; None when it is not known."""
+    return None
 
 
 @jax.tree_util.register_dataclass
@@ -146,6 +156,9 @@ class DiagonalPreconditioner(Preconditioner):
 
   def validate(self, params: Params) -> None:
     validate_diagonal(self.diagonal, params)
+
+  def norm(self) -> jax.Array:
+    return optax.tree.norm(self.diagonal)
 
 
 @jax.jit
