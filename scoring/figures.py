@@ -121,6 +121,10 @@ def new_axes(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
   return fig, fig.add_subplot()
 
 
+# Height of one row of a 'small' legend: the 8 pt text and its spacing.
+_LEGEND_ROW_INCHES = 0.19
+
+
 def legend_outside(fig: Any, title: str | None = None) -> Any | None:
   """One legend for the figure, below every axes, never over data.
 
@@ -136,6 +140,11 @@ def legend_outside(fig: Any, title: str | None = None) -> Any | None:
     return None
   longest = max(len(label) for label in entries)
   columns = max(1, min(len(entries), 3, 120 // max(longest, 1)))
+  # The figure grows by the legend's rows, so the axes keep their height
+  # however many submissions there are (constrained layout would otherwise
+  # squeeze them to nothing and lay the legend over the data).
+  rows = -(-len(entries) // columns) + (title is not None)
+  fig.set_figheight(fig.get_figheight() + _LEGEND_ROW_INCHES * rows)
   return fig.legend(list(entries.values()), list(entries), title=title,
                     loc='outside lower center', ncols=columns,
                     fontsize='small')

@@ -109,21 +109,33 @@ def describe(result: DemoResult) -> str:
   last = result.run.curvature[-1] if result.run.curvature else None
   fmt = lambda v, f='.3g': 'n/a' if v is None else format(v, f)  # noqa: E731
   seen = last or (result.run.metrics[-1] if result.run.metrics else None)
+  status = summary.status.value
+  if summary.status is records.Status.BUDGET_EXHAUSTED:
+    status += (' (its fixed steps ran out: the demo shows the dynamics and '
+               'is not scored against the target)')
+  if last is None:
+    threshold = 'no probe'
+  elif last.stability_threshold is None:
+    threshold = f'unknown: {last.threshold_unknown}'
+  else:
+    threshold = fmt(last.stability_threshold, '.4g')
   lines = [
-      f'status: {summary.status.value}, {summary.final_step} steps, '
+      f'status: {status}, {summary.final_step} steps, '
       f'train loss {fmt(seen and seen.train_loss)} at step '
       f'{fmt(seen and seen.step, "d")}',
       f'time: submission {summary.submission_time_s:.1f}s, curvature '
       f'probes {summary.probe_time_s:.1f}s, evaluation '
       f'{summary.eval_time_s:.1f}s, first step '
       f'{summary.first_step_s:.1f}s, wall {summary.wall_time_s:.1f}s',
-      'stability threshold: ' + (
-          'no probe' if last is None else fmt(last.stability_threshold, '.4g')),
+      f'stability threshold: {threshold}',
       f'AEoS onset (ratio >= 0.9): step {fmt(s.onset_step, "d")}',
       f'threshold ratio after onset: median {fmt(s.ratio_median)}, '
       f'IQR {fmt(s.ratio_iqr)}, within ±15%: {fmt(s.fraction_in_band, ".0%")}',
-      f'raw sharpness: {fmt(s.sharpness_at_onset)} at onset -> '
-      f'{fmt(s.sharpness_final)} at the end (x{fmt(s.sharpness_growth)})',
+      (f'raw sharpness: {fmt(s.sharpness_at_onset)} at onset -> '
+       f'{fmt(s.sharpness_final)} at the end (x{fmt(s.sharpness_growth)})'
+       if s.onset_step is not None else
+       f'raw sharpness: {fmt(last and last.sharpness)} at the last probe; '
+       f'peak threshold ratio {fmt(s.ratio_peak)}'),
       f'figure: {result.figure}',
   ]
   return '\n'.join(lines)

@@ -22,6 +22,7 @@ import math
 import os
 import pathlib
 import sys
+import textwrap
 from typing import Any, Sequence
 
 from absl import app
@@ -125,8 +126,10 @@ def draw_run(record: records.RunRecord, *, colour: Any = None) -> Any:
     figures.legend_beside(ax)
   axes[-1].set_xlabel('step')
   where = f'study {record.study}, trial {record.trial}'
-  fig.suptitle(f'{record.workload} / {record.submission} ({where}): '
-               f'{_hparams(record.meta)}', fontsize='medium')
+  # Wrapped: a dozen hyperparameters would run off the canvas on one line.
+  fig.suptitle(textwrap.fill(f'{record.workload} / {record.submission} '
+                             f'({where}): {_hparams(record.meta)}', 100),
+               fontsize='medium')
   return fig
 
 

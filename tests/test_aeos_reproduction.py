@@ -68,6 +68,8 @@ def test_demo_records_figure_and_description_agree(adam_run):
   assert f'onset (ratio >= 0.9): step {adam_run.stats.onset_step}' in text
   assert f'{run.summary.final_step} steps' in text
   assert str(adam_run.figure) in text
+  if run.summary.status is records.Status.BUDGET_EXHAUSTED:
+    assert 'not scored against the target' in text
 
 
 def test_rmsprop_equilibrates_at_2_over_eta(tmp_path):

@@ -6,6 +6,7 @@ Leaderboards come from hand-made run directories (`scoring_fixtures`).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import types
 
 import pytest
@@ -221,3 +222,21 @@ def test_colours_are_distinct_beyond_the_palette():
   assert len(set(got.values())) == 15
   assert got['s00'] == mpl_colors.to_hex('tab:blue')
   assert all(mpl_colors.is_color_like(c) for c in got.values())
+
+
+@pytest.mark.parametrize('entries', [3, 63])
+def test_a_long_legend_grows_the_figure_not_over_the_axes(entries):
+  """21 submissions give the sharpness figure 63 entries: the axes keep
+  their height and the legend stays below them."""
+  fig, ax = figures.new_axes(8.0, 4.0)
+  for i in range(entries):
+    ax.plot([0, 1], [i, i + 1], label=f'submission_{i}: threshold')
+  legend = figures.legend_outside(fig)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # "constrained_layout not applied".
+    fig.canvas.draw()
+  renderer = fig.canvas.get_renderer()
+  axes_box = ax.get_window_extent(renderer)
+  assert axes_box.height / fig.dpi > 2.5
+  assert legend.get_window_extent(renderer).y1 <= ax.get_tightbbox(
+      renderer).y0 + 1

@@ -14,6 +14,7 @@ from harness import records
 from harness import runner
 from harness import stability
 from scoring import aeos
+from scoring import main_job
 from submissions import loading
 
 
@@ -93,3 +94,6 @@ def test_records_measure_sharpness_and_name_why_the_threshold_is_unknown(
         probe.threshold_unknown)
   stats = aeos.aeos_stats(run.curvature, run.summary)
   assert stats.threshold_unknown == probes[0].threshold_unknown
+  text = main_job.describe(main_job.DemoResult(run, stats, tmp_path / 'f'))
+  assert (f'stability threshold: unknown: {probes[-1].threshold_unknown}'
+          in text)
