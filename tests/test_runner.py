@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import signal
@@ -33,23 +34,44 @@ def _calibrated() -> dict:
   """A rerun of fmnist_fc's calibration that reached its target: the
   chosen point and seed, on the workload's own 5,000-example full batch.
 
+  Of the reruns that reached it, the one whose first reaching is least
+  close a call: the largest margin both above the target at that
+  evaluation and below it at the one before. XLA compiles for the CPU it
+  runs on, so another machine's float rounding moves these accuracies by
+  an example or two of the 2,000 (measured: 0.8540 recorded, 0.8525
+  here, for the rerun closest to the target); the margin keeps the step
+  to target the recorded one.
+
   Returns:
     RunConfig fields, and under 'reached_at' the step the record says the
     target was first reached at its evaluation interval.
   """
   record = calibration.read(calibration.committed_path('fmnist_fc'))
+  best, best_margin = None, 0.0
   for rerun in record.seeds:
     reached = calibration.first_reaching(
         rerun.curve, record.target_value,
         higher_is_better=record.higher_is_better)
-    if reached is not None:
-      # The runtime budget is what a score reads; a loaded test machine
-      # must not cut these runs short of the target they check.
-      return dict(submission=rerun.submission, hparams=rerun.hparams,
-                  seed=rerun.seed, eval_every=record.eval_every,
-                  train_size=5000, chunk_size=1000, max_runtime_s=600.0,
-                  reached_at=reached[0])
-  raise AssertionError('no rerun of the committed calibration reached it')
+    if reached is None:
+      continue
+    index = rerun.curve.steps.index(reached[0])
+    sign = 1 if record.higher_is_better else -1
+    before = rerun.curve.values[index - 1] if index else -sign * math.inf
+    margin = sign * min(rerun.curve.values[index] - record.target_value,
+                        record.target_value - before, key=lambda d: sign * d)
+    if best is None or margin > best_margin:
+      best, best_margin = (rerun, reached), margin
+  if best is None:
+    raise AssertionError('no rerun of the committed calibration reached it')
+  rerun, reached = best
+  # The runtime budget is what a score reads; a loaded test machine must
+  # not cut these runs short of the target they check.
+  return dict(submission=rerun.submission, hparams=rerun.hparams,
+              seed=rerun.seed, eval_every=record.eval_every,
+              train_size=5000, chunk_size=1000, max_runtime_s=600.0,
+              reached_at=reached[0])
+
+
 TIMING_FIELDS = ('submission_time_s', 'compile_free_time_s', 'eval_seconds',
                  'wall_time_s')
 
