@@ -113,27 +113,31 @@ def scale_by_shampoo(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         state.sides, updates, beta=b2, matrix_eps=matrix_eps,
         refresh=kronecker.refresh_due(state.count, precondition_every))
     count = optax.safe_increment(state.count)
-    state = ShampooState(count, mu, nu, sides, state.graft_scale)
     adam = jax.tree.leaves(adaptive.adam_preconditioner(
         count, nu, b1=b1, b2=b2, eps=eps, bias_correction=True))
-    scales = []
+    # P⁻¹ m leaf by leaf, as `_blocks` gives P: Adam's m / P where there is
+    # no factor, else s · L^-1/4 m R^-1/4 (one rotation in and out).
+    scales, directions = [], []
     for leaf_sides, m, adam_p in zip(sides, jax.tree.leaves(mu), adam):
+      adam_direction = m / adam_p
       if all(side is None for side in leaf_sides):
         scales.append(jnp.ones([], jnp.float32))
+        directions.append(adam_direction)
         continue
       unscaled = eigenbasis.Block(
           *kronecker.basis(leaf_sides),
           kronecker.root_eigenvalues(
-              leaf_sides, eigenbasis.matrix_shape(m.shape), 0.25))
-      shampoo_norm = jnp.linalg.norm(unscaled.apply_power(m, -1.0))
-      adam_norm = jnp.linalg.norm(m / adam_p)
+              leaf_sides, eigenbasis.matrix_shape(m.shape), 0.25)
+      ).apply_power(m, -1.0)
+      shampoo_norm = jnp.linalg.norm(unscaled)
       # Zero momentum has no direction to graft onto: any s > 0 will do.
-      scales.append(jnp.where(shampoo_norm > 0,
-                              adam_norm / jnp.maximum(shampoo_norm, 1e-30),
-                              1.0).astype(jnp.float32))
-    state = state._replace(graft_scale=scales)
-    directions = [block.apply_power(m, -1.0) for block, m in zip(
-        _blocks(state, b1=b1, b2=b2, eps=eps), jax.tree.leaves(mu))]
+      scale = jnp.where(
+          shampoo_norm > 0,
+          jnp.linalg.norm(adam_direction) / jnp.maximum(shampoo_norm, 1e-30),
+          1.0).astype(jnp.float32)
+      scales.append(scale)
+      directions.append(scale * unscaled)
+    state = ShampooState(count, mu, nu, sides, scales)
     return jax.tree.unflatten(jax.tree.structure(mu), directions), state
 
   return optax.GradientTransformation(init_fn, update_fn)
