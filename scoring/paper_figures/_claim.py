@@ -14,6 +14,7 @@ import json
 import pathlib
 from typing import Any, Callable, Mapping, Sequence
 
+from scoring import aeos
 from scoring import figures
 
 
@@ -103,6 +104,14 @@ def read_outcome(path: pathlib.Path) -> Outcome:
   """An `Outcome` from the JSON `write_outcome` wrote."""
   data = json.loads(path.read_text())
   return Outcome(**{**data, 'rows': tuple(data['rows'])})
+
+
+def at_the_edge(stats: aeos.AeosStats) -> bool:
+  """Whether a run reached the onset and its median threshold ratio after
+  it lies within 1 ± `aeos.BAND`: the criterion every figure of a run at
+  the edge of stability shares."""
+  return (stats.ratio_median is not None and
+          abs(stats.ratio_median - 1) <= aeos.BAND)
 
 
 def span(values: Sequence[float], fmt: str = '.3g') -> str:

@@ -74,8 +74,7 @@ def measure(sizes: Sizes, experiment_dir: pathlib.Path
   rows, measured = [], []
   for point, run in zip(points, runs):
     stats = aeos.aeos_stats(run.curvature, run.summary)
-    equilibrated = (stats.ratio_median is not None and
-                    abs(stats.ratio_median - 1) <= aeos.BAND)
+    equilibrated = _claim.at_the_edge(stats)
     rows.append({**point, 'threshold': (2 + 2 * point['beta1']) / (
         (1 - point['beta1']) * point['learning_rate']),
                  'status': run.summary.status.value,

@@ -76,16 +76,17 @@ def _run(submission: str, sizes: Sizes, experiment_dir: pathlib.Path,
   return run
 
 
-def _row(name: str, run) -> dict[str, Any]:
+def _measured(name: str, run: records.RunRecord
+              ) -> tuple[dict[str, Any], aeos.CurvatureSeries]:
+  """The run's row of the table, and its probe series for the figure."""
   stats = aeos.aeos_stats(run.curvature, run.summary)
-  at_edge = (stats.ratio_median is not None and
-             abs(stats.ratio_median - 1) <= aeos.BAND)
-  return {'submission': name, 'onset_step': stats.onset_step,
-          'ratio_median': stats.ratio_median, 'ratio_iqr': stats.ratio_iqr,
-          'sharpness_at_onset': stats.sharpness_at_onset,
-          'sharpness_final': stats.sharpness_final,
-          'sharpness_growth': stats.sharpness_growth, 'at_edge': at_edge,
-          'run': str(run.path)}
+  row = {'submission': name, 'onset_step': stats.onset_step,
+         'ratio_median': stats.ratio_median, 'ratio_iqr': stats.ratio_iqr,
+         'sharpness_at_onset': stats.sharpness_at_onset,
+         'sharpness_final': stats.sharpness_final,
+         'sharpness_growth': stats.sharpness_growth,
+         'at_edge': _claim.at_the_edge(stats), 'run': str(run.path)}
+  return row, aeos.curvature_series(run.curvature)
 
 
 def _growth(row: dict[str, Any]) -> float:
@@ -101,37 +102,34 @@ def _describe(row: dict[str, Any]) -> str:
 
 
 def measure_3(sizes: Sizes, experiment_dir: pathlib.Path):
-  adam = _row(ADAM, _run(ADAM, sizes, experiment_dir))
-  frozen_run = _run(FROZEN, sizes, experiment_dir,
-                    freeze_step=sizes.freeze_step)
-  frozen = _row(FROZEN, frozen_run)
-  holds = (frozen['at_edge'] and _growth(frozen) <= FLAT and
-           _growth(frozen) < _growth(adam))
+  adam = _measured(ADAM, _run(ADAM, sizes, experiment_dir))
+  frozen = _measured(FROZEN, _run(FROZEN, sizes, experiment_dir,
+                                  freeze_step=sizes.freeze_step))
+  (adam_row, _), (frozen_row, _) = adam, frozen
+  holds = (frozen_row['at_edge'] and _growth(frozen_row) <= FLAT and
+           _growth(frozen_row) < _growth(adam_row))
   outcome = _claim.Outcome(
       figure='3', claim=CLAIM_3,
       criterion=(f'frozen Adam: median ratio after onset within 1 ± '
                  f'{aeos.BAND}, λ1(H) growth after onset ≤ {FLAT} and below '
                  'Adam\'s at the same η'),
-      holds=holds, verdict=f'{_describe(frozen)}; {_describe(adam)}',
-      rows=(frozen, adam), settings=dataclasses.asdict(sizes))
-  return outcome, [(row, records_of(row)) for row in (adam, frozen)]
+      holds=holds,
+      verdict=f'{_describe(frozen_row)}; {_describe(adam_row)}',
+      rows=(frozen_row, adam_row), settings=dataclasses.asdict(sizes))
+  return outcome, [adam, frozen]
 
 
 def measure_8(sizes: Sizes, experiment_dir: pathlib.Path):
-  adam = _row(ADAM, _run(ADAM, sizes, experiment_dir))
-  holds = adam['at_edge'] and _growth(adam) >= RISING
+  adam = _measured(ADAM, _run(ADAM, sizes, experiment_dir))
+  adam_row, _ = adam
+  holds = adam_row['at_edge'] and _growth(adam_row) >= RISING
   outcome = _claim.Outcome(
       figure='8', claim=CLAIM_8,
       criterion=(f'Adam: median ratio after onset within 1 ± {aeos.BAND} '
                  f'and λ1(H) growth after onset ≥ {RISING}'),
-      holds=holds, verdict=_describe(adam), rows=(adam,),
+      holds=holds, verdict=_describe(adam_row), rows=(adam_row,),
       settings=dataclasses.asdict(sizes))
-  return outcome, [(adam, records_of(adam))]
-
-
-def records_of(row: dict[str, Any]) -> aeos.CurvatureSeries:
-  """The probe series of the row's run, read back from its records."""
-  return aeos.curvature_series(records.read_run(row['run']).curvature)
+  return outcome, [adam]
 
 
 def draw(measured) -> Any:
