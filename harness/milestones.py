@@ -4,8 +4,9 @@ A pure piece of the training loop, so that each rule has its own unit test:
 the first evaluation that reaches the validation target fixes the times
 (AlgoPerf's and the compile-free one, see `harness.clock`) and steps to
 target; the first whose train loss falls below the workload's threshold is
-the solution (where the sharpness at solution is measured); a non-finite
-train loss is divergence.
+the solution (where the sharpness at solution is measured) unless the run
+finds its solution step by step on the device (`harness.solution`); a
+non-finite train loss is divergence.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class Milestones:
       first evaluation that reached the target; None before.
     time_to_target_compile_free_s: the compile-free time there; None before.
     steps_to_target: its step; None before.
-    solution_step: the first evaluated step with train loss below the
-      workload's threshold; None before.
+    solution_step: the first step with train loss below the workload's
+      threshold (every step in the full-batch regime, see
+      `harness.solution`; else the first evaluated one); None before.
   """
 
   time_to_target_s: float | None = None
@@ -47,12 +49,15 @@ class Milestones:
 
   def after_evaluation(self, *, step: int, submission_time_s: float,
                        compile_free_time_s: float, train_loss: float,
-                       target_reached: bool, train_loss_threshold: float
+                       target_reached: bool, train_loss_threshold: float,
+                       judges_solution: bool = True
                        ) -> tuple[Milestones, tuple[Event, ...]]:
     """The milestones after one evaluation, and the ones it newly reached.
 
     A non-finite train loss gives only `Event.DIVERGED`: nothing else an
-    evaluation of a diverged model says counts.
+    evaluation of a diverged model says counts. With `judges_solution`
+    False the solution is found elsewhere (`with_solution`), and the
+    evaluation's train loss does not decide it.
     """
     if not math.isfinite(train_loss):
       return self, (Event.DIVERGED,)
@@ -63,7 +68,14 @@ class Milestones:
           time_to_target_compile_free_s=compile_free_time_s,
           steps_to_target=step)
       events.append(Event.TARGET)
-    if train_loss < train_loss_threshold and self.solution_step is None:
-      new = dataclasses.replace(new, solution_step=step)
+    if (judges_solution and train_loss < train_loss_threshold and
+        self.solution_step is None):
+      new = new.with_solution(step)
       events.append(Event.SOLUTION)
     return new, tuple(events)
+
+  def with_solution(self, step: int) -> Milestones:
+    """The milestones with the solution at `step` (the first one stays)."""
+    if self.solution_step is not None:
+      return self
+    return dataclasses.replace(self, solution_step=step)

@@ -27,6 +27,14 @@ class RunResult:
   stopped_by: int | None = None
 
 
+class Stop(Exception):
+  """Ends the training loop with a status (inside the loop only)."""
+
+  def __init__(self, status: Status):
+    super().__init__(status.value)
+    self.status = status
+
+
 class RunFailed(RuntimeError):
   """An exception inside a run, recorded in its run directory.
 

@@ -28,6 +28,7 @@ from harness import evaluation
 from harness import input_queue
 from harness import milestones as milestones_lib
 from harness import outcome
+from harness import pauses
 from harness import probe as probe_lib
 from harness import preflight
 from harness import progress as progress_lib
@@ -40,7 +41,6 @@ from harness import step_keys
 from harness import tensorboard_log
 from harness import termination
 from submissions import api
-from submissions import preconditioner_file
 from workloads import base
 
 Status = records.Status
@@ -52,14 +52,6 @@ RunFailed = outcome.RunFailed
 # The times kept beside the clock, in the checkpoint's bookkeeping.
 _NO_TIME = {'first_step_s': 0.0, 'prepare_for_eval_s': 0.0,
             'eval_time_s': 0.0}
-
-
-class _Stop(Exception):
-  """Ends the loop with a status."""
-
-  def __init__(self, status: Status):
-    super().__init__(status.value)
-    self.status = status
 
 
 def train(config: config_lib.RunConfig, *,
@@ -109,7 +101,7 @@ def train(config: config_lib.RunConfig, *,
       opened.close()
 
 
-class _TrainingLoop:
+class _TrainingLoop(pauses.Pauses):
   """The state of one run between its start and its summary."""
 
   def __init__(self, setup: preflight.Setup, writer: records.RunWriter | None,
@@ -147,6 +139,8 @@ class _TrainingLoop:
     self.last_metrics: dict[str, float] = {}
     self.milestones = milestones_lib.Milestones()
     self.probe: probe_lib.CurvatureProbe | None = None
+    # Finds the solution step by step until it is found (full batch only).
+    self.solution: pauses.SolutionLatch | None = None
     self.boundary: resume_lib.Boundary | None = None
     self.in_step = False
     # Whose failure an exception is, for the summary (see ErrorKind).
@@ -202,7 +196,7 @@ class _TrainingLoop:
       # The run on disk stays as it was, to be resumed by the right code.
       raise run_directory.RunDirectoryError(
           f'cannot resume: {e}; pass --overwrite to start again') from e
-    except _Stop as stop:
+    except outcome.Stop as stop:
       status = stop.status
     except KeyboardInterrupt:  # Where the stop signals are not ours.
       status = Status.INTERRUPTED
@@ -351,6 +345,7 @@ class _TrainingLoop:
         chunk_axis=submission.batches_have_chunk_axis,
         drawn=self.batches_drawn)
     keys = step_keys.StepKeys(self.step_rng)
+    self._start_solution_latch()
     while True:
       self._check_budget()
       params, opt_state, model_state = self.state
@@ -387,6 +382,8 @@ class _TrainingLoop:
         jax.block_until_ready(self.state)
         if self.start_step == 0:
           self.times['first_step_s'] = time.perf_counter() - first
+      if self.solution is not None:  # Compiled after the first step's timing.
+        self._latch_solution(out.metrics)
       sync = self._sync_due()
       if first_of_launch or sync:
         # Metadata only: shapes, dtypes and order, never device data.
@@ -400,7 +397,7 @@ class _TrainingLoop:
       self.signals.acknowledge()
       self.clock.pause(self.state)
       self._checkpoint()
-      raise _Stop(Status.INTERRUPTED)
+      raise outcome.Stop(Status.INTERRUPTED)
     if self.step >= self.max_steps or self._submission_time_s() >= (
         self.max_runtime_s):
       self._finish(Status.BUDGET_EXHAUSTED)
@@ -410,7 +407,7 @@ class _TrainingLoop:
     status unless the target was reached."""
     self.clock.pause(self.state)  # Still running when time ran out.
     self._final_measurements()
-    raise _Stop(Status.REACHED_TARGET if self.milestones.reached_target
+    raise outcome.Stop(Status.REACHED_TARGET if self.milestones.reached_target
                 else unreached)
 
   def _sync_due(self) -> bool:
@@ -430,8 +427,9 @@ class _TrainingLoop:
     if _diverged(loss, self.state[0]):
       self.progress.message(f'non-finite loss or parameters at step '
                             f'{self.step}: diverged')
-      raise _Stop(Status.DIVERGED)
+      raise outcome.Stop(Status.DIVERGED)
     self.progress.step(self.step, self._submission_time_s(), loss)
+    self._collect_solution()
     if self._checkpoint_due():
       self._checkpoint()
     self._actions()
@@ -445,96 +443,6 @@ class _TrainingLoop:
       self._evaluate()
     elif self.probe is not None and self.probe.due(self.step):
       self._probe(records.ProbeReason.SCHEDULE)
-
-  def _evaluate(self) -> None:
-    params, opt_state, model_state = self._prepare_for_eval()
-    with clock_lib.Stopwatch() as watch:
-      metrics = self.evaluator(params, model_state)
-    self.times['eval_time_s'] += watch.seconds
-    record = records.EvalRecord(
-        step=self.step, submission_time_s=self._submission_time_s(),
-        compile_free_time_s=self.clock.elapsed_s,
-        train_loss=metrics['train/loss'],
-        target_reached=self.workload.has_reached_validation_target(metrics),
-        eval_seconds=watch.seconds, metrics=metrics)
-    self.eval_results.append((self.step, metrics))
-    self.last_metrics = metrics
-    if self.writer:
-      self.writer.append_eval(record)
-    self._act_on(record)
-
-  def _prepare_for_eval(self) -> tuple[Any, Any, Any]:
-    """The submission's `prepare_for_eval`, timed as AlgoPerf times it;
-    training goes on from the state it returns, as in AlgoPerf's runner.
-
-    The marked boundary keeps the state from before it: a run resumed
-    there prepares again, as the uninterrupted run did.
-    """
-    params, opt_state, model_state = self.state
-    phase, self.phase = self.phase, records.ErrorKind.SUBMISSION
-    with clock_lib.Stopwatch() as prepare:
-      prepared = self.submission.prepare_for_eval(
-          self.workload, params, model_state, opt_state, self.eval_results,
-          self.step, jax.random.PRNGKey(0))
-      jax.block_until_ready(prepared)
-    self.contract.check_prepared(prepared, self.step)
-    self.phase = phase
-    if self.start_step == 0 or self.prepared_in_launch:  # As the first step.
-      self.times['prepare_for_eval_s'] += prepare.seconds
-    self.prepared_in_launch = True
-    opt_state, params, model_state = prepared
-    self.state = (params, opt_state, model_state)
-    return self.state
-
-  def _act_on(self, record: records.EvalRecord) -> None:
-    """Milestones of an evaluation: stop, report, probe, as they ask."""
-    self.milestones, events = self.milestones.after_evaluation(
-        step=record.step, submission_time_s=record.submission_time_s,
-        compile_free_time_s=record.compile_free_time_s,
-        train_loss=record.train_loss, target_reached=record.target_reached,
-        train_loss_threshold=self.workload.train_loss_threshold)
-    if milestones_lib.Event.DIVERGED in events:
-      raise _Stop(Status.DIVERGED)
-    self.progress.evaluation(
-        self.step, record.metrics,
-        f'validation/{self.workload.target_metric_name}',
-        self.workload.target_value)
-    at_events = events and self.config.curvature.at_events
-    if self.probe is not None and (at_events or self.probe.due(self.step)):
-      reason = (records.ProbeReason(events[-1].value) if at_events
-                else records.ProbeReason.SCHEDULE)
-      self._probe(reason, record.train_loss)
-    if (milestones_lib.Event.TARGET in events and
-        self.config.stop_at_target):
-      self._final_measurements()
-      raise _Stop(Status.REACHED_TARGET)
-
-  def _probe(self, reason: records.ProbeReason,
-             train_loss: float | None = None) -> None:
-    params, opt_state, model_state = self.state
-    self.progress.probe_starting()
-    record = self.probe.measure(self.step, params, model_state, opt_state,
-                                reason=reason, train_loss=train_loss)
-    if self.writer:
-      self.writer.append_probe(record)
-    self.progress.probe(record)
-
-  def _final_measurements(self) -> None:
-    if not self.eval_results or self.eval_results[-1][0] != self.step:
-      self._evaluate()
-    if (self.probe is not None and self.config.curvature.at_events and
-        self.probe.last_step != self.step):
-      self._probe(records.ProbeReason.FINAL)
-
-  def _save_preconditioner(self) -> None:
-    diag = self.submission.preconditioner(self.state[1])
-    if diag is None:
-      raise ValueError(f'{self.submission.name} has no preconditioner to save')
-    if self.writer:
-      preconditioner_file.save(
-          records.preconditioner_path(self.writer.directory, self.step),
-          jax.device_get(diag))
-
 
 def _step_loss(metrics) -> float | None:
   """The loss the step's update returned; None when it returned none."""

@@ -1,6 +1,6 @@
 """The suite's SLURM launcher: one array job through submitit.
 
-Each array task runs one job of the suite (`harness.suite.run_job`) on its
+Each array task runs one job of the suite (`harness.suite_runs.run_job`) on its
 own device set, with the resources the flags give. submitit pickles the
 call, so a task needs this project importable where it runs (the same
 checkout and environment, on a shared file system). `--submitit_cluster`

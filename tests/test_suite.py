@@ -24,6 +24,7 @@ from harness import jobs as jobs_lib
 from harness import records
 from harness import study
 from harness import suite
+from harness import suite_runs
 from submissions import hparams as hparams_lib
 from submissions import loading
 from tests import commands
@@ -222,10 +223,10 @@ def test_an_edited_search_space_is_another_suite(capsys, tmp_path):
                    '"scaling": "log"}}')
   args = ('--submissions=adam', '--workloads=fmnist_fc',
           f'--search_space={space}', f'--experiment_dir={tmp_path / "runs"}')
-  base = suite.settings_record(
+  base = suite_runs.settings_record(
       jobs_lib.SuiteSpec(('adam',), ('fmnist_fc',), search_space=str(space)),
       config_lib.RunConfig(workload='', submission=''))
-  suite.check_settings(tmp_path / 'runs', base)
+  suite_runs.check_settings(tmp_path / 'runs', base)
   space.write_text('{"learning_rate": {"min": 1e-3, "max": 1e-2, '
                    '"scaling": "log"}}')
   out = _run_suite(capsys, *args, *TINY_RUNS)

@@ -10,6 +10,7 @@ same flags runs one trial of it anywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import pathlib
@@ -18,6 +19,7 @@ from typing import Any, Mapping, Sequence
 from harness import config as config_lib
 from harness import jobs as jobs_lib
 from harness import records
+from harness import suite_runs
 
 
 def run(submission: str, workload: str, points: Sequence[Mapping[str, Any]],
@@ -36,9 +38,6 @@ def run(submission: str, workload: str, points: Sequence[Mapping[str, Any]],
   figure's statistics do not read the clock, so no run's compilation can
   favour another's, and one process skips the imports of each.
   """
-  # Imported here: harness.suite defines the runner's flags, which a
-  # figure's own entry point does not take.
-  from harness import suite  # pylint: disable=g-import-not-at-top
   spec = jobs_lib.SuiteSpec(
       submissions=(submission,), workloads=(workload,),
       num_trials=len(points),
@@ -46,8 +45,8 @@ def run(submission: str, workload: str, points: Sequence[Mapping[str, Any]],
   experiment_dir = pathlib.Path(base.experiment_dir)
   job_list = jobs_lib.expand(
       spec, study_seeds=jobs_lib.recorded_seeds(experiment_dir, spec))
-  suite.record_settings(experiment_dir, spec, base, job_list)
-  suite.run_local(base, job_list, out, fresh_processes=False)
+  suite_runs.record_settings(experiment_dir, spec, base, job_list)
+  suite_runs.run_local(base, job_list, out, fresh_processes=False)
   by_point = {json.dumps(dict(job.hparams), sort_keys=True): job
               for job in job_list}
   return [records.read_run(by_point[json.dumps(dict(p), sort_keys=True)]
@@ -67,3 +66,18 @@ def full_batch(workload: str, submission: str,
       full_batch=True, train_size=train_size,
       chunk_size=min(train_size, 1000), quiet=True,
       curvature=config_lib.CurvatureConfig(every=curvature_every))
+
+
+def minibatch(workload: str, submission: str,
+              experiment_dir: str | pathlib.Path, *, train_size: int,
+              batch_size: int, steps: int,
+              curvature_every: int) -> config_lib.RunConfig:
+  """`full_batch`'s run, with steps on minibatches of `batch_size` drawn
+  from the `train_size` examples (a fresh permutation each epoch) in the
+  workload's chunks. The probe still measures one fixed batch: the first
+  `min(workload.curvature_batch_size, train_size)` examples
+  (`harness.probe`)."""
+  return dataclasses.replace(
+      full_batch(workload, submission, experiment_dir, train_size=train_size,
+                 steps=steps, curvature_every=curvature_every),
+      full_batch=False, batch_size=batch_size, chunk_size=None)

@@ -15,6 +15,13 @@ round times both back to back; the figure is the median over rounds of the
 per-round ratio (pairing cancels slow drifts of the machine), with the ratio
 of the fastest rounds beside it. Results go to `harness_results.json`.
 
+`test_solution_latch_cost` times the harness against itself: full-batch runs
+that probe at their events (so every step's loss is judged on the device and
+the state is kept for the probe at solution, `harness.solution`) against
+runs that do not probe (the loss judged, no state kept), in interleaved
+rounds; the threshold is one the runs never reach, so every step pays the
+copy.
+
 `test_algoperf_form_overhead` does the same for an AlgoPerf-form
 submission (`algoperf_adam.py`): the bare loop calls that module's own
 jitted `train_step` on the same batches, placed as the harness places them
@@ -120,13 +127,14 @@ def _bare_algoperf_seconds_per_step(workload, regime: base.BatchRegime,
 
 
 def _harness_seconds_per_step(tmp_path, regime: dict, steps: int, *,
-                              submission: str = 'adam') -> float:
+                              submission: str = 'adam',
+                              workload=None) -> float:
   hparams = {'learning_rate': 1e-3}
   result = runner.train(config_lib.RunConfig(
       workload='fmnist_fc', submission=submission, hparams=hparams,
       experiment_dir=str(tmp_path), overwrite=True, max_steps=steps + 1,
       eval_every=10**6, log_every=10, quiet=True, stop_at_target=False,
-      **regime))
+      **regime), workload=workload)
   # The steady loop: the first step (the compile) is what the bare loop
   # leaves out too.
   return result.summary.compile_free_time_s / steps
@@ -142,6 +150,35 @@ def test_harness_overhead(tmp_path, benchmark, name):
 def test_algoperf_form_overhead(tmp_path, benchmark, name):
   _compare(tmp_path, benchmark, f'algoperf_form_{name}', name,
            _bare_algoperf_seconds_per_step, submission=ALGOPERF_ADAM)
+
+
+class _NeverSolved(type(workloads.get('fmnist_fc'))):
+  train_loss_threshold = 0.0  # Every step keeps its state for the probe.
+
+
+def test_solution_latch_cost(tmp_path, benchmark):
+  settings = dict(REGIMES['full_batch_5000'])
+  steps = settings.pop('steps')
+  kept, scalar = [], []
+  for _ in range(ROUNDS):
+    kept.append(_harness_seconds_per_step(
+        tmp_path, {**settings, 'curvature': config_lib.CurvatureConfig()},
+        steps, workload=_NeverSolved()))
+    scalar.append(_harness_seconds_per_step(
+        tmp_path, {**settings, 'curvature': config_lib.NO_CURVATURE}, steps,
+        workload=_NeverSolved()))
+  benchmark.pedantic(lambda: None, rounds=1)
+  ratio = statistics.median(k / s for k, s in zip(kept, scalar))
+  values = {'state_kept_ms_per_step': 1e3 * statistics.median(kept),
+            'loss_only_ms_per_step': 1e3 * statistics.median(scalar),
+            'kept_over_loss_only': ratio, 'steps': steps, 'rounds': ROUNDS,
+            'devices': str(jax.devices()), 'jax': jax.__version__}
+  benchmark.extra_info.update(values)
+  data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+  data['solution_latch_full_batch_5000'] = values
+  RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + '\n')
+  print('\n[solution latch] ' + json.dumps(values, sort_keys=True))
+  assert 0.5 < ratio < 2.0  # Reported, not asserted: see _compare.
 
 
 def _compare(tmp_path, benchmark, key: str, name: str, bare_seconds, *,

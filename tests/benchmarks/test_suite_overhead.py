@@ -5,7 +5,7 @@ Run with
       --benchmark-enable -s
 
 The same four trials (adam and heavy_ball on fmnist_fc, two trials each)
-run through `harness.suite.run_local`, and one by one, each `runner.train`
+run through `harness.suite_runs.run_local`, and one by one, each `runner.train`
 in a fresh process as the suite's trials are (`harness.isolated.call`), so
 that both sides pay the same process start and compile the same programs;
 what differs is the suite's own work: its job list, status checks, lines.
@@ -29,7 +29,7 @@ from harness import jobs as jobs_lib
 from harness import config as config_lib
 from harness import isolated
 from harness import runner
-from harness import suite
+from harness import suite_runs
 
 pytestmark = pytest.mark.benchmark
 
@@ -48,7 +48,7 @@ def _base(directory: pathlib.Path) -> config_lib.RunConfig:
 
 def _suite_seconds(directory: pathlib.Path) -> float:
   start = time.perf_counter()
-  results = suite.run_local(_base(directory), jobs_lib.expand(SPEC),
+  results = suite_runs.run_local(_base(directory), jobs_lib.expand(SPEC),
                             out=io.StringIO())
   seconds = time.perf_counter() - start
   assert all(r.ran and not r.failed for r in results)
@@ -59,7 +59,7 @@ def _one_by_one_seconds(directory: pathlib.Path) -> float:
   total = 0.0
   for job in jobs_lib.expand(SPEC):
     start = time.perf_counter()
-    isolated.call(runner.train, suite.job_config(_base(directory), job))
+    isolated.call(runner.train, suite_runs.job_config(_base(directory), job))
     total += time.perf_counter() - start
   return total
 
