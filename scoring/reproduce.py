@@ -1,7 +1,7 @@
 r"""Reproduces one of the paper's figures: `python -m scoring.reproduce`.
 
   python -m scoring.reproduce --figure=1 --out=results/fig1 [--check] \
-      [--scale=default|tiny] [--runs_dir=DIR]
+      [--scale=tiny|default|paper] [--workload=NAME] [--runs_dir=DIR]
 
 Measures the figure (`scoring.paper_figures`), writes `fig<N>.json` (the
 measured table and the verdict) and `fig<N>.png` into --out, and prints the
@@ -27,12 +27,17 @@ PROGRAM = 'scoring.reproduce'
 
 _FIGURE = flags.DEFINE_string(
     'figure', None, 'The paper\'s figure: one of '
-    f'{", ".join(sorted(paper_figures.FIGURES))}.')
+    f'{", ".join(paper_figures.names())}.')
 _OUT = flags.DEFINE_string('out', 'results', 'Where fig<N>.json and '
                            'fig<N>.png go.')
 _SCALE = flags.DEFINE_string(
-    'scale', 'default', 'Sizes: tiny (seconds, as the tests run it) or '
-    'default (minutes on two CPU cores).')
+    'scale', 'default', 'Sizes: tiny (seconds, as the tests run it), '
+    'default (minutes on two CPU cores, on the bundled data) or paper (the '
+    'paper\'s workloads and sizes: their data and accelerators).')
+_WORKLOAD = flags.DEFINE_string(
+    'workload', None, 'Train this workload (python -m '
+    'harness.list_workloads) at the scale\'s sizes instead of the scale\'s '
+    'own.')
 _RUNS_DIR = flags.DEFINE_string(
     'runs_dir', None, 'Where the training runs go, an experiment '
     'directory as any suite\'s (default <out>/runs).')
@@ -47,10 +52,10 @@ def main(argv):
                        paper_figures.ScaleError):
     if _FIGURE.value is None:
       raise cli.UserError('say which figure: --figure=' +
-                          '|'.join(sorted(paper_figures.FIGURES)))
+                          '|'.join(paper_figures.names()))
     outcome = paper_figures.reproduce(
         _FIGURE.value, _OUT.value, scale=_SCALE.value,
-        experiment_dir=_RUNS_DIR.value)
+        experiment_dir=_RUNS_DIR.value, workload=_WORKLOAD.value)
   print(outcome.line())
   print(f'wrote {_OUT.value}/fig{outcome.figure}.json and '
         f'{_OUT.value}/fig{outcome.figure}.png')

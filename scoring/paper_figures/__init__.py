@@ -18,6 +18,11 @@ import pathlib
 
 from scoring.paper_figures import figure_1
 from scoring.paper_figures import figure_2
+from scoring.paper_figures import figure_16
+from scoring.paper_figures import figure_5
+from scoring.paper_figures import figure_6
+from scoring.paper_figures import figure_7
+from scoring.paper_figures import figures_10_and_11
 from scoring.paper_figures import figures_3_and_8
 from scoring.paper_figures._claim import Outcome
 from scoring.paper_figures._claim import PaperFigure
@@ -28,7 +33,9 @@ from scoring.paper_figures._claim import write_outcome
 FIGURES: dict[str, PaperFigure] = {
     figure.figure: figure for figure in (
         figure_1.FIGURE, figure_2.FIGURE, figures_3_and_8.FIGURE_3,
-        figures_3_and_8.FIGURE_8)
+        figure_5.FIGURE, figure_6.FIGURE, figure_7.FIGURE,
+        figures_3_and_8.FIGURE_8, figures_10_and_11.FIGURE_10,
+        figures_10_and_11.FIGURE_11, figure_16.FIGURE)
 }
 
 
@@ -36,16 +43,28 @@ class UnknownFigure(ValueError):
   """A figure with no reproduction here; the message lists those there are."""
 
 
+def _number(figure: str) -> tuple[int, str]:
+  """Figures in the paper's order: 2 before 10."""
+  digits = ''.join(c for c in figure if c.isdigit())
+  return (int(digits) if digits else 0, figure)
+
+
+def names() -> list[str]:
+  """The reproduced figures, in the paper's order."""
+  return sorted(FIGURES, key=_number)
+
+
 def get(figure: str) -> PaperFigure:
   if figure not in FIGURES:
     raise UnknownFigure(f'no reproduction of Fig. {figure}; there are: '
-                        f'{", ".join(sorted(FIGURES))}')
+                        f'{", ".join(names())}')
   return FIGURES[figure]
 
 
 def reproduce(figure: str, out_dir: str | pathlib.Path, *,
               scale: str = 'default',
-              experiment_dir: str | pathlib.Path | None = None) -> Outcome:
+              experiment_dir: str | pathlib.Path | None = None,
+              workload: str | None = None) -> Outcome:
   """Measures one figure at `scale` and writes its table and PNG.
 
   Args:
@@ -57,19 +76,30 @@ def reproduce(figure: str, out_dir: str | pathlib.Path, *,
       and one per sweep; `<out_dir>/runs` by default. A rerun with the
       same settings skips finished runs, and figures that train the same
       runs share them.
+    workload: the workload its runs train instead of the scale's own.
 
   Raises:
     UnknownFigure, ScaleError: one line naming what there is.
   """
-  paper_figure = get(figure)
-  sizes = paper_figure.sizes(scale)
+  return reproduce_figure(get(figure), out_dir, scale=scale,
+                          experiment_dir=experiment_dir, workload=workload)
+
+
+def reproduce_figure(paper_figure: PaperFigure, out_dir: str | pathlib.Path,
+                     *, scale: str = 'default',
+                     experiment_dir: str | pathlib.Path | None = None,
+                     workload: str | None = None) -> Outcome:
+  """`reproduce` for a `PaperFigure` object (one not in `FIGURES`, say)."""
+  sizes = paper_figure.sizes(scale, workload)
   out_dir = pathlib.Path(out_dir)
   runs = pathlib.Path(experiment_dir) if experiment_dir else out_dir / 'runs'
-  outcome, measured = paper_figure.measure(sizes, runs / scale)
+  # Runs of another workload are their own suite, beside the scale's.
+  folder = scale if workload is None else f'{scale}_{workload}'
+  outcome, measured = paper_figure.measure(sizes, runs / folder)
   write_outcome(outcome, paper_figure.draw(measured), out_dir)
   return outcome
 
 
 __all__ = ['FIGURES', 'Outcome', 'PaperFigure', 'ScaleError',
-           'UnknownFigure', 'get', 'read_outcome', 'reproduce',
-           'write_outcome']
+           'UnknownFigure', 'get', 'names', 'read_outcome', 'reproduce',
+           'reproduce_figure', 'write_outcome']

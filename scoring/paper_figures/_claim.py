@@ -16,10 +16,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 from scoring import aeos
 from scoring import figures
+import workloads
 
 
 class ScaleError(ValueError):
-  """A scale the figure does not offer; the message lists those it does."""
+  """A scale the figure does not offer, or a workload it cannot train;
+  the message says what it offers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +69,22 @@ class PaperFigure:
   measure: Callable[[Any, pathlib.Path], tuple[Outcome, Any]]
   draw: Callable[[Any], Any]
 
-  def sizes(self, scale: str) -> Any:
+  def sizes(self, scale: str, workload: str | None = None) -> Any:
+    """The sizes at `scale`, training `workload` instead of the scale's
+    own when it is given."""
     if scale not in self.scales:
       raise ScaleError(f'Fig. {self.figure} has no scale {scale!r}; it has '
                        f'{", ".join(sorted(self.scales))}')
-    return self.scales[scale]
+    sizes = self.scales[scale]
+    if workload is None:
+      return sizes
+    if not any(f.name == 'workload' for f in dataclasses.fields(sizes)):
+      raise ScaleError(f'Fig. {self.figure} trains no network, so it takes '
+                       'no workload')
+    if workload not in workloads.names():
+      raise ScaleError(f'unknown workload {workload!r}; known workloads: '
+                       f'{", ".join(workloads.names())}')
+    return dataclasses.replace(sizes, workload=workload)
 
 
 def finish(fig: Any, title: str) -> Any:

@@ -55,6 +55,12 @@ SCALES = {
                   train_size=1000, steps=150, curvature_every=10),
     'default': Sizes(learning_rates=(2e-4, 4e-4), beta1s=(0.8, 0.9),
                      beta2s=(0.99, 0.999)),
+    # Fig. 1's first panel: the FC network on CIFAR-10 (5,000 examples,
+    # the workload's full batch), 500 steps, η from 3e-5 to 1e-3 at
+    # β1 = 0.9, β2 = 0.999.
+    'paper': Sizes(learning_rates=(3e-5, 1e-4, 3.2e-4, 1e-3), beta1s=(0.9,),
+                   beta2s=(0.999,), workload='cifar10_fc', train_size=5000,
+                   steps=500, curvature_every=10),
 }
 
 

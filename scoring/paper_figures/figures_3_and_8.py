@@ -62,6 +62,11 @@ SCALES = {
     'tiny': Sizes(learning_rate=2e-4, beta1=0.9, freeze_step=100,
                   steps=300),
     'default': Sizes(learning_rate=2e-4, beta1=0.9, freeze_step=100),
+    # Figs. 3 and 8: the FC network on CIFAR-10 (its 5,000-example full
+    # batch); Fig. 2's P is Adam's at step 1,100 of η = 2e-5 (Appendix G).
+    'paper': Sizes(learning_rate=2e-5, beta1=0.9, freeze_step=1100,
+                   workload='cifar10_fc', train_size=5000, steps=3000,
+                   curvature_every=50),
 }
 
 
