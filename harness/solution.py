@@ -66,18 +66,24 @@ class SolutionLatch:
     self.threshold = threshold
     self.keep_state = keep_state
     self._step = step  # The step of `_previous`, whose loss comes next.
+    leaves, self._treedef = jax.tree.flatten(state)
+    # Only arrays are kept: a state may hold functions (an AlgoPerf-form
+    # submission's update function), which are the same at every step.
+    self._arrays = [i for i, leaf in enumerate(leaves)
+                    if isinstance(leaf, jax.Array)]
+    arrays = [leaves[i] for i in self._arrays]
     # Every buffer is placed as its outputs will be, so that the call
     # after the run's first step (timed apart) is the last to compile.
-    placement = jax.tree.map(lambda x: x.sharding, state)
-    scalar = _replicated(jax.tree.leaves(state)[0].sharding)
-    kept = jax.tree.map(lambda x: jnp.zeros_like(x, device=x.sharding),
-                        state)
-    self._kept, self._previous = ((kept, _copy(state)) if keep_state
-                                  else ((), ()))
+    placement = [x.sharding for x in arrays]
+    scalar = _replicated(placement[0]) if placement else None
+    kept = [jnp.zeros_like(x, device=x.sharding) for x in arrays]
+    self._kept, self._previous = ((kept, _copy(arrays)) if keep_state
+                                  else ([], []))
     self._found = jax.device_put(jnp.int32(_NOT_FOUND), scalar)
-    placement = placement if keep_state else ()
+    placement = placement if keep_state else []
     self._latch = jax.jit(self._advance, donate_argnums=(0, 1),
                           out_shardings=(placement, placement, scalar))
+    self._last_state = state
     self.measured_through: int | None = None  # The last step it has seen.
 
   def _advance(self, kept, previous, found, loss, step, state):
@@ -87,10 +93,14 @@ class SolutionLatch:
 
   def after_update(self, loss: jax.Array, state: Any) -> None:
     """The update from step `self._step` returned `loss`; `state` follows."""
+    arrays = []
+    if self.keep_state:
+      leaves = jax.tree.leaves(state)
+      arrays = [leaves[i] for i in self._arrays]
+      self._last_state = state
     self._kept, self._previous, self._found = self._latch(
         self._kept, self._previous, self._found, loss,
-        jnp.asarray(self._step, jnp.int32),
-        state if self.keep_state else ())
+        jnp.asarray(self._step, jnp.int32), arrays)
     self.measured_through = self._step
     self._step += 1
 
@@ -100,7 +110,12 @@ class SolutionLatch:
     step = int(self._found)
     if step == _NOT_FOUND:
       return None
-    return Found(step, self._kept if self.keep_state else None)
+    if not self.keep_state:
+      return Found(step, None)
+    leaves = jax.tree.leaves(self._last_state)
+    for i, array in zip(self._arrays, self._kept):
+      leaves[i] = array
+    return Found(step, jax.tree.unflatten(self._treedef, leaves))
 
 
 def _replicated(sharding: jax.sharding.Sharding) -> jax.sharding.Sharding:

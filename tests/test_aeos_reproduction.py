@@ -48,13 +48,20 @@ def test_adam_raw_sharpness_keeps_rising_at_the_aeos(adam_run):
 
 
 def test_demo_records_figure_and_description_agree(adam_run):
-  # The records on disk are the whole run: 400 steps, a probe every 20.
+  # The records on disk are the whole run: 400 steps, a probe every 20,
+  # and one at the solution's own step.
   run = records.read_run(adam_run.run.path)
   assert not run.warnings
   assert run.summary.final_step == 400
   assert run.summary.status in (records.Status.REACHED_TARGET,
                                 records.Status.BUDGET_EXHAUSTED)
-  assert [c.step for c in run.curvature] == list(range(20, 401, 20))
+  at_solution = [c.step for c in run.curvature
+                 if c.reason is records.ProbeReason.SOLUTION]
+  assert at_solution == ([] if run.summary.solution_step is None
+                         else [run.summary.solution_step])
+  assert [c.step for c in run.curvature
+          if c.reason is not records.ProbeReason.SOLUTION] == list(
+              range(20, 401, 20))
   assert [m.step for m in run.metrics] == [0, 100, 200, 300, 400]
   assert all(c.preconditioned_sharpness is not None and
              c.threshold_unknown is None for c in run.curvature)
