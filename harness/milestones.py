@@ -68,11 +68,19 @@ class Milestones:
           time_to_target_compile_free_s=compile_free_time_s,
           steps_to_target=step)
       events.append(Event.TARGET)
-    if (judges_solution and train_loss < train_loss_threshold and
-        self.solution_step is None):
-      new = new.with_solution(step)
-      events.append(Event.SOLUTION)
+    if judges_solution:
+      new, solved = new.judge_solution(step, train_loss, train_loss_threshold)
+      if solved:
+        events.append(Event.SOLUTION)
     return new, tuple(events)
+
+  def judge_solution(self, step: int, train_loss: float,
+                     train_loss_threshold: float) -> tuple[Milestones, bool]:
+    """The milestones with the solution at `step` if its train loss is the
+    first below the threshold, and whether it is."""
+    if train_loss < train_loss_threshold and self.solution_step is None:
+      return self.with_solution(step), True
+    return self, False
 
   def with_solution(self, step: int) -> Milestones:
     """The milestones with the solution at `step` (the first one stays)."""

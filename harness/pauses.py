@@ -160,11 +160,10 @@ class Pauses:
 
   def _solution_from(self, train_loss: float) -> None:
     """Judges the current step's evaluated train loss for the solution."""
-    if (train_loss < self.workload.train_loss_threshold and
-        self.milestones.solution_step is None):
-      self.milestones = self.milestones.with_solution(self.step)
-      if self.probe is not None and self.config.curvature.at_events:
-        self._probe(records.ProbeReason.SOLUTION, train_loss)
+    self.milestones, solved = self.milestones.judge_solution(
+        self.step, train_loss, self.workload.train_loss_threshold)
+    if solved and self.probe is not None and self.config.curvature.at_events:
+      self._probe(records.ProbeReason.SOLUTION, train_loss)
 
   def _save_preconditioner(self) -> None:
     diag = self.submission.preconditioner(self.state[1])

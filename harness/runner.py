@@ -407,8 +407,8 @@ class _TrainingLoop(pauses.Pauses):
     status unless the target was reached."""
     self.clock.pause(self.state)  # Still running when time ran out.
     self._final_measurements()
-    raise outcome.Stop(Status.REACHED_TARGET if self.milestones.reached_target
-                else unreached)
+    raise outcome.Stop(Status.REACHED_TARGET
+                       if self.milestones.reached_target else unreached)
 
   def _sync_due(self) -> bool:
     step, every = self.step, self.config.checkpoint_every

@@ -65,6 +65,7 @@ class SolutionLatch:
                keep_state: bool):
     self.threshold = threshold
     self.keep_state = keep_state
+    self._first_step = step
     self._step = step  # The step of `_previous`, whose loss comes next.
     leaves, self._treedef = jax.tree.flatten(state)
     # Only arrays are kept: a state may hold functions (an AlgoPerf-form
@@ -84,7 +85,6 @@ class SolutionLatch:
     self._latch = jax.jit(self._advance, donate_argnums=(0, 1),
                           out_shardings=(placement, placement, scalar))
     self._last_state = state
-    self.measured_through: int | None = None  # The last step it has seen.
 
   def _advance(self, kept, previous, found, loss, step, state):
     first = (found == _NOT_FOUND) & (loss < self.threshold)
@@ -101,8 +101,12 @@ class SolutionLatch:
     self._kept, self._previous, self._found = self._latch(
         self._kept, self._previous, self._found, loss,
         jnp.asarray(self._step, jnp.int32), arrays)
-    self.measured_through = self._step
     self._step += 1
+
+  @property
+  def measured_through(self) -> int | None:
+    """The last step whose loss it has seen; None before any."""
+    return None if self._step == self._first_step else self._step - 1
 
   def found(self) -> Found | None:
     """The solution, if a loss seen so far was below the threshold (this

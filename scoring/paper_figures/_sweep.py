@@ -53,6 +53,15 @@ def run(submission: str, workload: str, points: Sequence[Mapping[str, Any]],
                            .run_dir(experiment_dir)) for p in points]
 
 
+def single(submission: str, workload: str, point: Mapping[str, Any],
+           experiment_dir: str | pathlib.Path, **sizes) -> records.RunRecord:
+  """One full-batch run of `point` as a sweep of its own (`full_batch`'s
+  `sizes`: train_size, steps, curvature_every); its record."""
+  (record,) = run(submission, workload, [point], full_batch(
+      workload, submission, experiment_dir, **sizes))
+  return record
+
+
 def full_batch(workload: str, submission: str,
                experiment_dir: str | pathlib.Path, *, train_size: int,
                steps: int, curvature_every: int) -> config_lib.RunConfig:

@@ -87,11 +87,10 @@ def _run(submission: str, sizes: Sizes, experiment_dir: pathlib.Path,
          **hparams) -> records.RunRecord:
   point = {'learning_rate': sizes.learning_rate, 'beta1': BETA1,
            'beta2': BETA2, **hparams}
-  (run,) = _sweep.run(submission, sizes.workload, [point], _sweep.full_batch(
-      sizes.workload, submission, experiment_dir / f'{submission}_tiny_eta',
-      train_size=sizes.train_size, steps=sizes.steps,
-      curvature_every=sizes.curvature_every))
-  return run
+  return _sweep.single(
+      submission, sizes.workload, point,
+      experiment_dir / f'{submission}_tiny_eta', train_size=sizes.train_size,
+      steps=sizes.steps, curvature_every=sizes.curvature_every)
 
 
 def _row(name: str, run: records.RunRecord) -> dict[str, Any]:

@@ -74,11 +74,11 @@ def _run(submission: str, sizes: Sizes, experiment_dir: pathlib.Path,
          **hparams):
   point = {'learning_rate': sizes.learning_rate, 'beta1': sizes.beta1,
            'beta2': 0.999, **hparams}
-  (run,) = _sweep.run(submission, sizes.workload, [point], _sweep.full_batch(
-      sizes.workload, submission, experiment_dir / f'{submission}_at_the_edge',
+  return _sweep.single(
+      submission, sizes.workload, point,
+      experiment_dir / f'{submission}_at_the_edge',
       train_size=sizes.train_size, steps=sizes.steps,
-      curvature_every=sizes.curvature_every))
-  return run
+      curvature_every=sizes.curvature_every)
 
 
 def _measured(name: str, run: records.RunRecord
