@@ -61,7 +61,7 @@ class CurvatureProbe:
 
     self._sharpness = curvature.make_sharpness_fn(
         loss_fn, k=config.top_k, num_iterations=config.num_iterations,
-        tol=config.tol, return_vectors=config.warm_start)
+        tol=config.tol, check_every=1, return_vectors=config.warm_start)
     self._scheduled = log_spaced_steps(max_steps) if config.log_spaced else (
         frozenset())
     self._warm: dict[str, Any] = {}
@@ -101,26 +101,38 @@ class CurvatureProbe:
 
   # ---- Measuring ----
 
-  def _eigen(self, name: str, params, model_state, preconditioner):
+  def _init(self, name: str, params) -> Any:
     init = self._warm.get(name)
     if init is None and self.config.warm_start:
       init = self.warm_like(params)
-    result = self._sharpness(params, self.batch, preconditioner, init,
-                             loss_args=(model_state,))
+    return init
+
+  def _eigen(self, params, model_state, preconditioner):
+    """λ(H), and λ(P^-1/2 H P^-1/2) with P, from one compiled call."""
+    loss_args = (model_state,)
+    if preconditioner is None:
+      raw, pre = self._sharpness(params, self.batch, None,
+                                 self._init('raw', params),
+                                 loss_args=loss_args), None
+    else:
+      raw, pre = self._sharpness.joint(
+          params, self.batch, preconditioner,
+          (self._init('raw', params), self._init('pre', params)),
+          loss_args=loss_args)
     if self.config.warm_start:
-      self._warm[name] = result.eigenvectors
-    return result
+      self._warm['raw'] = raw.eigenvectors
+      if pre is not None:
+        self._warm['pre'] = pre.eigenvectors
+    return raw, pre
 
   def measure(self, step: int, params, model_state, optimizer_state, *,
               reason: records.ProbeReason,
               train_loss: float | None = None) -> records.ProbeRecord:
     """One probe; returns the `curvature.jsonl` record."""
     with clock_lib.Stopwatch() as watch:
-      raw = self._eigen('raw', params, model_state, None)
       preconditioner = curvature.as_preconditioner(
           self.submission.preconditioner(optimizer_state))
-      pre = None if preconditioner is None else self._eigen(
-          'pre', params, model_state, preconditioner)
+      raw, pre = self._eigen(params, model_state, preconditioner)
       learning_rate, unknown = self._learning_rate(optimizer_state)
       raw, pre, p_norm = jax.device_get(
           (raw, pre, None if preconditioner is None else

@@ -64,8 +64,7 @@ def _mean_loss_and_grad(loss_fn: LossFn, batch: Batch,
 
   def fn(params):
     (loss, _), grad = chunks.mean_loss_and_grad(
-        _stateless(loss_fn), params, batch, loss_args=loss_args,
-        scan_one_chunk=True)
+        _stateless(loss_fn), params, batch, loss_args=loss_args)
     return loss, grad
 
   return fn
@@ -228,6 +227,29 @@ class FlatOperator(NamedTuple):
   grad: Params
 
 
+class StackedOperators(NamedTuple):
+  """P_b^-1/2 H P_b^-1/2 for several P_b, sharing one linearisation of the
+  gradient; `products` applies them to a stack of flat vectors at once.
+
+  Attributes:
+    products: (vectors (B, dim), active (B,) bool) -> (B, dim). All active:
+      one batched product over the stacked tangents; otherwise one product
+      per active problem, and zeros in the rows of the others.
+    batched: vectors (B, dim) -> (B, dim), the batched product of all.
+    dim: number of parameters.
+    unravel: flat vector -> params-shaped pytree.
+    loss: the batch-mean loss at params.
+    grad: its gradient, shaped like params.
+  """
+
+  products: Callable[[jax.Array, jax.Array], jax.Array]
+  batched: Callable[[jax.Array], jax.Array]
+  dim: int
+  unravel: Callable[[jax.Array], Params]
+  loss: jax.Array
+  grad: Params
+
+
 def resolve_mode(mode: HvpMode | str, batch: Batch) -> HvpMode:
   """Turns AUTO into JVP or LINEARIZE for this batch."""
   mode = HvpMode(mode)
@@ -236,6 +258,80 @@ def resolve_mode(mode: HvpMode | str, batch: Batch) -> HvpMode:
   if batch is None or chunks.num_chunks(batch) == 1:
     return HvpMode.LINEARIZE
   return HvpMode.JVP
+
+
+def _gradient_tangent_map(loss_fn: LossFn, params: Params, batch: Batch,
+                          loss_args: Sequence[Any], mode: HvpMode | str
+                          ) -> tuple[jax.Array, Params, Callable[[Params],
+                                                                  Params]]:
+  """The loss, its gradient, and tangent -> H·tangent at `params`."""
+  grad_fn = _mean_loss_and_grad(loss_fn, batch, tuple(loss_args))
+  if resolve_mode(mode, batch) is HvpMode.LINEARIZE:
+    (loss, grad), lin = jax.linearize(grad_fn, params)
+    return loss, grad, lambda t: lin(t)[1]
+  loss, grad = grad_fn(params)
+  return loss, grad, lambda t: jax.jvp(grad_fn, (params,), (t,))[1][1]
+
+
+def hessian_operators(loss_fn: LossFn, params: Params,
+                      preconditioners: Sequence[Preconditioner | None], *,
+                      batch: Batch = None, loss_args: Sequence[Any] = (),
+                      mode: HvpMode | str = HvpMode.AUTO,
+                      dtype: Any = None) -> StackedOperators:
+  """v_b -> P_b^-1/2 H P_b^-1/2 v_b for every P_b (H alone where P_b is
+  None), on flat vectors, from one linearisation of the gradient.
+
+  Call inside `jax.jit`: with LINEARIZE the linearisation is traced once and
+  reused by every product; with JVP a batched product recomputes the primal
+  once for all the stacked tangents.
+
+  Args:
+    loss_fn: as in `loss_and_grad`.
+    params: the point.
+    preconditioners: one entry per problem, None or a `Preconditioner`.
+    batch: None, or a pytree whose leaves have a leading chunk axis.
+    loss_args: extra positional arguments for `loss_fn`.
+    mode: an `HvpMode` (or its value).
+    dtype: dtype of the flat vectors; None for the params' dtype (at least
+      float32).
+
+  Returns:
+    A `StackedOperators`.
+  """
+  flat_params, unravel = ravel_pytree(params)
+  if dtype is None:
+    dtype = jnp.promote_types(flat_params.dtype, jnp.float32)
+  loss, grad, tree_hvp = _gradient_tangent_map(loss_fn, params, batch,
+                                               loss_args, mode)
+  scales = [(lambda t: t) if p is None else p.apply_inv_sqrt
+            for p in preconditioners]
+  into = [lambda v, s=s: s(unravel(v.astype(flat_params.dtype)))
+          for s in scales]
+  out_of = [lambda t, s=s: ravel_pytree(s(t))[0].astype(dtype)
+            for s in scales]
+
+  def one(vectors, active):
+    # The first active problem's product (the only one, for two problems).
+    i = jnp.argmax(active)
+    tangent = lax.switch(i, into, vectors[i])
+    product = lax.switch(i, out_of, tree_hvp(tangent))
+    return jnp.zeros_like(vectors).at[i].set(product)
+
+  def batched(vectors):
+    tangents = jax.tree.map(lambda *t: jnp.stack(t),
+                            *[f(v) for f, v in zip(into, vectors)])
+    products = jax.vmap(tree_hvp)(tangents)
+    return jnp.stack([f(jax.tree.map(lambda x, b=b: x[b], products))
+                      for b, f in enumerate(out_of)])
+
+  def products(vectors, active):
+    if len(scales) == 1:
+      return out_of[0](tree_hvp(into[0](vectors[0])))[None]
+    return lax.cond(jnp.all(active), lambda v, _: batched(v), one, vectors,
+                    active)
+
+  return StackedOperators(products, batched, flat_params.size, unravel, loss,
+                          grad)
 
 
 def hessian_operator(loss_fn: LossFn, params: Params, *, batch: Batch = None,
@@ -261,24 +357,7 @@ def hessian_operator(loss_fn: LossFn, params: Params, *, batch: Batch = None,
   Returns:
     A `FlatOperator`.
   """
-  flat_params, unravel = ravel_pytree(params)
-  if dtype is None:
-    dtype = jnp.promote_types(flat_params.dtype, jnp.float32)
-  grad_fn = _mean_loss_and_grad(loss_fn, batch, tuple(loss_args))
-  if resolve_mode(mode, batch) is HvpMode.LINEARIZE:
-    (loss, grad), lin = jax.linearize(grad_fn, params)
-    tree_hvp = lambda t: lin(t)[1]
-  else:
-    loss, grad = grad_fn(params)
-    tree_hvp = lambda t: jax.jvp(grad_fn, (params,), (t,))[1][1]
-
-  if preconditioner is None:
-    scale = lambda t: t
-  else:
-    scale = preconditioner.apply_inv_sqrt
-
-  def matvec(v: jax.Array) -> jax.Array:
-    out = scale(tree_hvp(scale(unravel(v.astype(flat_params.dtype)))))
-    return ravel_pytree(out)[0].astype(dtype)
-
-  return FlatOperator(matvec, flat_params.size, unravel, loss, grad)
+  op = hessian_operators(loss_fn, params, [preconditioner], batch=batch,
+                         loss_args=loss_args, mode=mode, dtype=dtype)
+  matvec = lambda v: op.products(v[None], jnp.ones((1,), bool))[0]
+  return FlatOperator(matvec, op.dim, op.unravel, op.loss, op.grad)

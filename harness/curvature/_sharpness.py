@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -10,9 +11,30 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 import optax
 
+from harness.curvature import _block_lanczos
 from harness.curvature import _lanczos
 from harness.curvature import _operators
 from harness.curvature._operators import Batch, HvpMode, LossFn, Params
+
+
+class LanczosMethod(str, enum.Enum):
+  """How the top k eigenvalues are found (BENCHMARKS.md measures both).
+
+  Attributes:
+    SINGLE: single-vector Lanczos, one product per iteration.
+    BLOCK: block Lanczos with a block of k vectors (k ≥ 2): one batched
+      product of k vectors per iteration, k times fewer iterations.
+    AUTO: SINGLE. Block Lanczos needs about twice the products for the
+      same accuracy (its Krylov space grows k vectors at a time from the
+      same start), so it pays only where a batched product of k vectors
+      costs little more than one; on the CPU measured it costs k (see
+      BENCHMARKS.md, where `tests/benchmarks` measures both). Ask for
+      BLOCK on a device where that benchmark shows it faster.
+  """
+
+  SINGLE = 'single'
+  BLOCK = 'block'
+  AUTO = 'auto'
 
 
 class SharpnessResult(NamedTuple):
@@ -41,6 +63,18 @@ class SharpnessResult(NamedTuple):
   converged: jax.Array
   loss: jax.Array
   grad_norm: jax.Array
+
+
+class JointSharpness(NamedTuple):
+  """λ(H) and λ(P^-1/2 H P^-1/2) measured together; see `joint_sharpness`.
+
+  Attributes:
+    raw: the top eigenvalues of H, as a `SharpnessResult`.
+    preconditioned: those of P^-1/2 H P^-1/2 (same eigenvalues as P⁻¹H).
+  """
+
+  raw: SharpnessResult
+  preconditioned: SharpnessResult
 
 
 def _flat_init(init_vectors: Any, params: Params, dim: int,
@@ -78,18 +112,29 @@ class _Config:
   hvp_mode: HvpMode
   breakdown_tol: float | None
   seed: int
+  method: LanczosMethod = LanczosMethod.AUTO
+
+  @property
+  def block(self) -> bool:
+    """Whether block Lanczos runs (`LanczosMethod`)."""
+    return self.method is LanczosMethod.BLOCK
 
 
 def _sharpness(loss_fn: LossFn, config: _Config, params: Params,
-               batch: Batch, preconditioner: _operators.Preconditioner | None,
-               init_vectors: Any, key: jax.Array,
-               loss_args: tuple[Any, ...]) -> SharpnessResult:
+               batch: Batch,
+               preconditioners: tuple[_operators.Preconditioner | None, ...],
+               init_vectors: tuple[Any, ...], key: jax.Array | None,
+               loss_args: tuple[Any, ...]) -> tuple[SharpnessResult, ...]:
+  """One result per preconditioner (None: H itself), from one linearisation
+  and stacked Lanczos recurrences."""
   dtype = config.dtype
   if dtype is None:
     dtype = jnp.promote_types(ravel_pytree(params)[0].dtype, jnp.float32)
-  op = _operators.hessian_operator(
-      loss_fn, params, batch=batch, loss_args=loss_args,
-      preconditioner=preconditioner, mode=config.hvp_mode, dtype=dtype)
+  if config.block:  # The block's rows are k copies of the one problem.
+    preconditioners = preconditioners * config.k
+  op = _operators.hessian_operators(
+      loss_fn, params, preconditioners, batch=batch, loss_args=loss_args,
+      mode=config.hvp_mode, dtype=dtype)
   m = config.num_iterations
   if not 1 <= config.k <= m <= op.dim:
     raise ValueError(
@@ -100,19 +145,30 @@ def _sharpness(loss_fn: LossFn, config: _Config, params: Params,
     breakdown_tol = 10 * float(jnp.finfo(dtype).eps)
   if key is None:
     key = jax.random.key(config.seed)  # A constant of the compiled program.
-  start_key, loop_key = jax.random.split(key)
-  v0 = _lanczos.start_vector(_flat_init(init_vectors, params, op.dim, dtype),
-                             start_key, op.dim, dtype)
-  out = _lanczos.lanczos_from(
-      op.matvec, v0, loop_key, num_iterations=m, k=config.k, tol=config.tol,
-      check_every=config.check_every, return_vectors=config.return_vectors,
-      breakdown_tol=breakdown_tol)
-  vectors = None
-  if out.eigenvectors is not None:
-    vectors = jax.vmap(op.unravel)(out.eigenvectors)
-  return SharpnessResult(out.eigenvalues, vectors, out.residuals,
-                         out.num_matvecs, out.converged, op.loss,
-                         optax.tree.norm(op.grad))
+  seed = _lanczos.seed_of(key)
+  inits = [_flat_init(init, params, op.dim, dtype) for init in init_vectors]
+  settings = dict(k=config.k, tol=config.tol, check_every=config.check_every,
+                  return_vectors=config.return_vectors,
+                  breakdown_tol=breakdown_tol)
+  if config.block:
+    v0 = _block_lanczos.start_block(inits[0], seed, config.k, op.dim, dtype)
+    out = _block_lanczos.block_lanczos(
+        op.batched, v0, seed, num_iterations=m // config.k, **settings)
+    out = jax.tree.map(lambda x: x[None], out)
+  else:
+    v0 = _lanczos.start_vectors(inits, seed, op.dim, dtype)
+    out = _lanczos.lanczos_stacked(op.products, v0, seed, num_iterations=m,
+                                   **settings)
+  grad_norm = optax.tree.norm(op.grad)
+  results = []
+  for b in range(len(init_vectors)):
+    vectors = None
+    if out.eigenvectors is not None:
+      vectors = jax.vmap(op.unravel)(out.eigenvectors[b])
+    results.append(SharpnessResult(
+        out.eigenvalues[b], vectors, out.residuals[b], out.num_matvecs[b],
+        out.converged[b], op.loss, grad_norm))
+  return tuple(results)
 
 
 # One jitted function for every `sharpness` call: the loss function and the
@@ -130,13 +186,30 @@ class SharpnessFn:
     jitted: the underlying `jax.jit` function, with signature
       `(params, batch, preconditioner, init_vectors, key, loss_args)`
       (for `.lower(...)`, `.trace(...)` or cache inspection).
+    jitted_joint: the same for `joint`, with `init_vectors` a pair.
   """
 
   def __init__(self, loss_fn: LossFn, config: _Config, validate: bool):
     self._config = config
     self._validate = validate
-    self.jitted = jax.jit(
-        lambda *args: _sharpness(loss_fn, config, *args))
+
+    def single(params, batch, preconditioner, init_vectors, key, loss_args):
+      return _sharpness(loss_fn, config, params, batch, (preconditioner,),
+                        (init_vectors,), key, loss_args)[0]
+
+    def joint(params, batch, preconditioner, init_vectors, key, loss_args):
+      return JointSharpness(*_sharpness(
+          loss_fn, config, params, batch, (None, preconditioner),
+          tuple(init_vectors), key, loss_args))
+
+    self.jitted = jax.jit(single)
+    self.jitted_joint = jax.jit(joint)
+
+  def _checked(self, preconditioner: Any, params: Params) -> Any:
+    preconditioner = _operators.as_preconditioner(preconditioner)
+    if self._validate and preconditioner is not None:
+      preconditioner.validate(params)
+    return preconditioner
 
   def __call__(self, params: Params, batch: Batch = None,
                preconditioner: Any = None, init_vectors: Any = None, *,
@@ -167,11 +240,43 @@ class SharpnessFn:
       ValueError: if the preconditioner does not match params or has entries
         that are not finite and > 0 (checked on the host when `validate`).
     """
-    preconditioner = _operators.as_preconditioner(preconditioner)
-    if self._validate and preconditioner is not None:
-      preconditioner.validate(params)
-    return self.jitted(params, batch, preconditioner, init_vectors, key,
-                       tuple(loss_args))
+    return self.jitted(params, batch, self._checked(preconditioner, params),
+                       init_vectors, key, tuple(loss_args))
+
+  def joint(self, params: Params, batch: Batch, preconditioner: Any,
+            init_vectors: tuple[Any, Any] = (None, None), *,
+            key: jax.Array | None = None,
+            loss_args: Sequence[Any] = ()) -> JointSharpness:
+    """λ(H) and λ(P^-1/2 H P^-1/2) at one point, in one compiled call.
+
+    The gradient is linearised once; the two Lanczos recurrences advance
+    together, both products of an iteration in one batched call on stacked
+    tangents, and each stops on its own residual (the other then takes
+    single products). The result is what two calls would give, for about
+    the products of the longer of the two and one linearisation.
+
+    Args:
+      params, batch, key, loss_args: as in `__call__`.
+      preconditioner: P, a params-shaped pytree of its diagonal or a
+        `Preconditioner` (not None).
+      init_vectors: warm starts of the two problems, (raw, preconditioned),
+        each in a form `__call__` takes.
+
+    Returns:
+      A `JointSharpness`.
+
+    Raises:
+      ValueError: as `__call__`.
+    """
+    preconditioner = self._checked(preconditioner, params)
+    if preconditioner is None:
+      raise ValueError('joint needs a preconditioner; call the probe itself '
+                       'for H alone')
+    if self._config.block:
+      raise ValueError('joint advances two single-vector recurrences; make '
+                       'the probe with method="single" or "auto"')
+    return self.jitted_joint(params, batch, preconditioner,
+                             tuple(init_vectors), key, tuple(loss_args))
 
   def initial_vectors(self, params: Params) -> Params:
     """Zero warm-start vectors shaped like a result's `eigenvectors`."""
@@ -186,6 +291,7 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
                       dtype: Any = None,
                       hvp_mode: HvpMode | str = HvpMode.AUTO,
                       breakdown_tol: float | None = None, seed: int = 0,
+                      method: LanczosMethod | str = LanczosMethod.AUTO,
                       validate: bool = True) -> SharpnessFn:
   """Builds a sharpness probe compiled once and reused at every call.
 
@@ -212,6 +318,8 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
     breakdown_tol: relative β below which Lanczos restarts (default
       10·eps).
     seed: seed of the default PRNG key for the random start vector.
+    method: a `LanczosMethod`: 'single', 'block' (k ≥ 2; `joint` then
+      refuses) or 'auto'.
     validate: check the preconditioner on the host before each call.
 
   Returns:
@@ -226,12 +334,24 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
   config = _checked_config(
       k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
       return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
-      breakdown_tol=breakdown_tol, seed=seed)
+      breakdown_tol=breakdown_tol, seed=seed, method=method)
   return SharpnessFn(loss_fn, config, validate)
+
+
+def resolve_method(method: LanczosMethod | str, k: int) -> LanczosMethod:
+  """Turns AUTO into SINGLE or BLOCK for top-k (see `LanczosMethod`)."""
+  method = LanczosMethod(method)
+  if method is LanczosMethod.BLOCK and k < 2:
+    raise ValueError(f'block Lanczos needs k >= 2, got k={k}; use '
+                     'method="single" for the top eigenvalue alone')
+  if method is LanczosMethod.AUTO:
+    return LanczosMethod.SINGLE
+  return method
 
 
 def _checked_config(*, k: int, num_iterations: int, check_every: int,
                     hvp_mode: HvpMode | str, dtype: Any,
+                    method: LanczosMethod | str = LanczosMethod.AUTO,
                     **settings: Any) -> _Config:
   if k < 1 or num_iterations < k:
     raise ValueError(
@@ -242,7 +362,8 @@ def _checked_config(*, k: int, num_iterations: int, check_every: int,
   # A dtype by one name (jnp.float32, 'float32') is one static key.
   dtype = None if dtype is None else jnp.dtype(dtype)
   return _Config(k=k, num_iterations=num_iterations, check_every=check_every,
-                 hvp_mode=HvpMode(hvp_mode), dtype=dtype, **settings)
+                 hvp_mode=HvpMode(hvp_mode), dtype=dtype,
+                 method=resolve_method(method, k), **settings)
 
 
 def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
@@ -251,6 +372,7 @@ def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
               init_vectors: Any = None, return_vectors: bool = False,
               dtype: Any = None, seed: int = 0,
               hvp_mode: HvpMode | str = HvpMode.AUTO, check_every: int = 2,
+              method: LanczosMethod | str = LanczosMethod.AUTO,
               loss_args: Sequence[Any] = ()) -> SharpnessResult:
   """Top-k eigenvalues of the loss Hessian (or preconditioned Hessian).
 
@@ -284,6 +406,7 @@ def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
     seed: seed of the random start vector.
     hvp_mode: 'jvp', 'linearize' or 'auto' (see `HvpMode`).
     check_every: iterations between residual checks when `tol` is set.
+    method: 'single', 'block' or 'auto' (see `LanczosMethod`).
     loss_args: extra positional arguments for `loss_fn`.
 
   Returns:
@@ -305,9 +428,58 @@ def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
   config = _checked_config(
       k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
       return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
-      breakdown_tol=None, seed=seed)
+      breakdown_tol=None, seed=seed, method=method)
   preconditioner = _operators.as_preconditioner(preconditioner)
   if preconditioner is not None:
     preconditioner.validate(params)
-  return _sharpness_jitted(loss_fn, config, params, batch, preconditioner,
-                           init_vectors, None, tuple(loss_args))
+  return _sharpness_jitted(loss_fn, config, params, batch, (preconditioner,),
+                           (init_vectors,), None, tuple(loss_args))[0]
+
+
+def joint_sharpness(loss_fn: LossFn, params: Params, preconditioner: Any, *,
+                    batch: Batch = None, k: int = 1,
+                    num_iterations: int = 20, tol: float | None = None,
+                    init_vectors: tuple[Any, Any] = (None, None),
+                    return_vectors: bool = False, dtype: Any = None,
+                    seed: int = 0, hvp_mode: HvpMode | str = HvpMode.AUTO,
+                    check_every: int = 2,
+                    loss_args: Sequence[Any] = ()) -> JointSharpness:
+  """Top-k eigenvalues of H and of P^-1/2 H P^-1/2 together.
+
+  What `sharpness` gives without and with `preconditioner`, from one
+  linearisation of the gradient and two Lanczos recurrences advanced
+  together (one batched product per iteration; each stops on its own
+  residual). Compiled once per loss, settings and shapes, like `sharpness`.
+
+  Args:
+    loss_fn, params, batch, k, num_iterations, tol, return_vectors, dtype,
+      seed, hvp_mode, check_every, loss_args: as in `sharpness`.
+    preconditioner: P: a params-shaped pytree with its diagonal, or a
+      `Preconditioner`.
+    init_vectors: warm starts (raw, preconditioned), each as in `sharpness`.
+
+  Returns:
+    A `JointSharpness`.
+
+  Raises:
+    ValueError: as `sharpness`, or no preconditioner.
+
+  Example:
+    >>> loss = lambda w: jnp.sum(jnp.array([1.0, 3.0]) * w ** 2) / 2
+    >>> both = joint_sharpness(loss, jnp.ones(2), jnp.array([1.0, 4.0]),
+    ...                        num_iterations=2)
+    >>> [round(float(r.eigenvalues[0]), 4) for r in both]  # H, P^-1/2 H P^-1/2
+    [3.0, 1.0]
+  """
+  config = _checked_config(
+      k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
+      return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
+      breakdown_tol=None, seed=seed)
+  preconditioner = _operators.as_preconditioner(preconditioner)
+  if preconditioner is None:
+    raise ValueError('joint_sharpness needs a preconditioner; use sharpness '
+                     'for H alone')
+  preconditioner.validate(params)
+  return JointSharpness(*_sharpness_jitted(
+      loss_fn, config, params, batch, (None, preconditioner),
+      tuple(init_vectors), None, tuple(loss_args)))
