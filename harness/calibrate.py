@@ -47,6 +47,7 @@ from absl import flags
 
 from harness import calibration
 from harness import cli
+from harness import compilation_cache
 from harness import config as config_lib
 from harness import isolated
 from harness import jobs as jobs_lib
@@ -250,6 +251,7 @@ def _refuse_flags_it_sets() -> None:
 
 def main(argv: Sequence[str]) -> int:
   cli.no_arguments(PROGRAM, argv)
+  compilation_cache.enable_from_flags(PROGRAM)
   with cli.user_errors(PROGRAM, ValueError):
     _refuse_flags_it_sets()
     if not flags.FLAGS.workload:

@@ -19,6 +19,13 @@ run compiles every step function in its first step, so any count above zero
 is a compilation inside the steady loop (an input whose sharding or dtype
 changes after step 0, a retrace on a Python value), charged to the
 submission in both times.
+
+A compilation that JAX's persistent compilation cache serves
+(`harness.compilation_cache`) is charged as if it had run: the cache keeps
+each program's compile time, and every submission-time reading adds the
+seconds a hit saved (`charged_now`). A run's scored time is then the same
+whether its programs were compiled before or not, and no trial's score
+depends on which ran first.
 """
 
 from __future__ import annotations
@@ -29,30 +36,52 @@ from typing import Any
 import jax
 import jax.monitoring
 
-# jax's event for one XLA backend compilation (jax._src.dispatch).
+# jax's event for one XLA backend compilation (jax._src.dispatch), whether
+# compiled or read from the persistent cache; and, for a cache hit, the
+# compile time the hit saved (jax._src.compiler).
 _COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+_CACHE_SAVED_EVENT = '/jax/compilation_cache/compile_time_saved_sec'
 
 
 class _CompileCounter:
-  """Counts XLA compilations in this process, from the first `count` on."""
+  """Counts XLA compilations in this process, and the compile seconds the
+  persistent cache saved, from the first reading on."""
 
   def __init__(self):
     self._count = 0
+    self._saved_s = 0.0
     self._listening = False
 
   def _on_event(self, event: str, duration_s: float, **kwargs) -> None:
-    del duration_s, kwargs
+    del kwargs
     if event == _COMPILE_EVENT:
       self._count += 1
+    elif event == _CACHE_SAVED_EVENT:
+      self._saved_s += duration_s
 
-  def count(self) -> int:
+  def _listen(self) -> None:
     if not self._listening:
       jax.monitoring.register_event_duration_secs_listener(self._on_event)
       self._listening = True
+
+  def count(self) -> int:
+    self._listen()
     return self._count
+
+  def saved_s(self) -> float:
+    self._listen()
+    return self._saved_s
 
 
 _COMPILES = _CompileCounter()
+
+
+def charged_now() -> float:
+  """A reading for submission time: `time.perf_counter()` plus the compile
+  seconds the persistent cache has saved so far. The difference of two
+  readings is the wall time between them with every compilation charged
+  as if it had run."""
+  return time.perf_counter() + _COMPILES.saved_s()
 
 
 class SubmissionClock:
@@ -71,7 +100,7 @@ class SubmissionClock:
   def resume(self) -> None:
     if self._started is None:
       self._compiles_at_start = _COMPILES.count()
-      self._started = time.perf_counter()
+      self._started = charged_now()
 
   def pause(self, *pending: Any) -> float:
     """Waits for `pending` device work, then stops the clock.
@@ -81,7 +110,7 @@ class SubmissionClock:
     """
     jax.block_until_ready(pending)
     if self._started is not None:
-      self._elapsed += time.perf_counter() - self._started
+      self._elapsed += charged_now() - self._started
       self._started = None
       self._compiles += _COMPILES.count() - self._compiles_at_start
     return self._elapsed
@@ -95,17 +124,24 @@ class SubmissionClock:
   def elapsed_s(self) -> float:
     """Total time so far; only exact while paused."""
     running = 0.0 if self._started is None else (
-        time.perf_counter() - self._started)
+        charged_now() - self._started)
     return self._elapsed + running
 
 
 class Stopwatch:
-  """Times a block: `with Stopwatch() as t: ...; t.seconds`."""
+  """Times a block: `with Stopwatch() as t: ...; t.seconds`.
+
+  With `scored=True` it reads `charged_now`, for time that is scored
+  (`prepare_for_eval`); otherwise plain wall time.
+  """
+
+  def __init__(self, *, scored: bool = False):
+    self._read = charged_now if scored else time.perf_counter
 
   def __enter__(self) -> Stopwatch:
-    self._start = time.perf_counter()
+    self._start = self._read()
     self.seconds = 0.0
     return self
 
   def __exit__(self, *exc) -> None:
-    self.seconds = time.perf_counter() - self._start
+    self.seconds = self._read() - self._start

@@ -55,7 +55,7 @@ class Pauses:
     """
     params, opt_state, model_state = self.state
     phase, self.phase = self.phase, records.ErrorKind.SUBMISSION
-    with clock_lib.Stopwatch() as prepare:
+    with clock_lib.Stopwatch(scored=True) as prepare:
       prepared = self.submission.prepare_for_eval(
           self.workload, params, model_state, opt_state, self.eval_results,
           self.step, jax.random.PRNGKey(0))

@@ -22,6 +22,7 @@ from absl import app
 from absl import flags
 
 from harness import cli
+from harness import compilation_cache
 from harness import suite
 
 PROGRAM = 'harness.study'
@@ -29,6 +30,7 @@ PROGRAM = 'harness.study'
 
 def main(argv):
   cli.no_arguments(PROGRAM, argv)
+  compilation_cache.enable_from_flags(PROGRAM)
   submission = flags.FLAGS.submission
   with cli.user_errors(PROGRAM, ValueError):
     spec = suite.spec_from_flags([submission] if submission else None,

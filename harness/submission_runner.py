@@ -46,6 +46,7 @@ from absl import app
 from absl import flags
 
 from harness import cli
+from harness import compilation_cache
 from harness import config as config_lib
 from submissions import hparams as hparams_lib
 from workloads import base
@@ -291,6 +292,7 @@ def main(argv):
   if _DISTRIBUTED.value:
     import jax  # pylint: disable=g-import-not-at-top
     jax.distributed.initialize()
+  compilation_cache.enable_from_flags(PROGRAM)
   # pylint: disable=g-import-not-at-top
   from harness import preflight
   from harness import run_directory

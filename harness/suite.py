@@ -39,6 +39,7 @@ from absl import app
 from absl import flags
 
 from harness import cli
+from harness import compilation_cache
 from harness import config as config_lib
 from harness import isolated
 from harness import jobs as jobs_lib
@@ -164,6 +165,7 @@ def run_from_flags(program: str, spec: jobs_lib.SuiteSpec) -> int:
 
 def main(argv):
   cli.no_arguments(PROGRAM, argv)
+  compilation_cache.enable_from_flags(PROGRAM)
   with cli.user_errors(PROGRAM, ValueError):
     spec = spec_from_flags(_SUBMISSIONS.value, _WORKLOADS.value,
                            other_names=('submission', 'workload'))

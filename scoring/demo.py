@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 
 from harness import cli
+from harness import compilation_cache
 from harness import preflight
 from harness import run_directory
 from harness import runner
@@ -54,6 +55,7 @@ parse_flags = cli.flags_parser(PROGRAM)
 
 def main(argv):
   cli.no_arguments(PROGRAM, argv)
+  compilation_cache.enable_from_flags(PROGRAM)
   with cli.user_errors(PROGRAM, ValueError):  # Values the config refuses.
     config = main_job.MainJob(
         experiment_dir=_EXPERIMENT_DIR.value, submission=_SUBMISSION.value,

@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 
 from harness import cli
+from harness import compilation_cache
 from scoring import paper_figures
 
 PROGRAM = 'scoring.reproduce'
@@ -48,6 +49,7 @@ parse_flags = cli.flags_parser(PROGRAM)
 
 def main(argv):
   cli.no_arguments(PROGRAM, argv)
+  compilation_cache.enable_from_flags(PROGRAM)
   with cli.user_errors(PROGRAM, paper_figures.UnknownFigure,
                        paper_figures.ScaleError):
     if _FIGURE.value is None:

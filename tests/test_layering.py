@@ -18,10 +18,12 @@ LAYERS = ('workloads', 'submissions', 'harness', 'scoring')
 COMPOSERS = {'scoring.main_job', 'scoring.demo'}
 COMPOSER_PACKAGES = ('scoring.paper_figures.',)
 # What else of the harness scoring may use: none of it trains or reads runs
-# (one-line errors of entry points, provenance facts, the one mapping from
-# records to TensorBoard scalars, which the live runner shares, and the
-# calibration record with its rules, which read nothing but records).
-SCORING_MAY_USE = ('harness.records', 'harness.cli', 'harness.provenance',
+# (one-line errors of entry points and their compilation cache, provenance
+# facts, the one mapping from records to TensorBoard scalars, which the live
+# runner shares, and the calibration record with its rules, which read
+# nothing but records).
+SCORING_MAY_USE = ('harness.records', 'harness.cli',
+                   'harness.compilation_cache', 'harness.provenance',
                    'harness.tensorboard_log', 'harness.calibration')
 
 
