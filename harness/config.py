@@ -43,6 +43,9 @@ class CurvatureConfig:
     tol: stop Lanczos once the top-k residuals fall below tol * |eigenvalue|
       (None: always run `num_iterations`).
     warm_start: start Lanczos from the previous probe's top eigenvectors.
+    chunk_size: examples per chunk of the curvature batch (0: the training
+      chunk size). Larger chunks make each Hessian-vector product cheaper
+      where the memory allows (BENCHMARKS.md).
   """
 
   every: int = 0
@@ -52,6 +55,7 @@ class CurvatureConfig:
   num_iterations: int = 20
   tol: float | None = 1e-3
   warm_start: bool = True
+  chunk_size: int = 0
 
   def __post_init__(self):
     if self.every < 0:
@@ -63,6 +67,10 @@ class CurvatureConfig:
           '--lanczos_iterations: Lanczos finds at most one eigenvalue per '
           f'iteration), got top_k={self.top_k}, '
           f'num_iterations={self.num_iterations}')
+    if self.chunk_size < 0:
+      raise ValueError(f'curvature chunk size (--curvature_chunk_size) must '
+                       f'be >= 0 (0: the training chunk size), got '
+                       f'{self.chunk_size}')
     if self.tol is not None and not self.tol >= 0:
       raise ValueError(f'curvature tol (--lanczos_tol) must be >= 0, or '
                        f'None to always run num_iterations; got {self.tol}')

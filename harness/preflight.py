@@ -25,6 +25,7 @@ import jax
 from harness import config as config_lib
 from harness import curvature
 from harness import mesh as mesh_lib
+from harness import probe
 from harness import provenance
 from harness import records
 from submissions import adapters
@@ -243,26 +244,23 @@ def _check_regime(config: config_lib.RunConfig, workload: base.Workload,
   try:
     parallel.check_chunk_size(regime.chunk_size)
     if config.curvature.enabled:
-      _check_curvature_batch(workload, regime, parallel)
+      _check_curvature_batch(config.curvature, workload, regime, parallel)
   except ValueError as e:
     raise SetupError(_one_line(e)) from e
 
 
-def _check_curvature_batch(workload: base.Workload, regime: base.BatchRegime,
+def _check_curvature_batch(curvature: config_lib.CurvatureConfig,
+                           workload: base.Workload, regime: base.BatchRegime,
                            parallel: mesh_lib.DataParallel) -> None:
-  """The probe's fixed batch must split into whole chunks on every device.
-
-  Its size and chunk follow `harness.probe.CurvatureProbe`: the full batch,
-  or the workload's curvature batch within the pool, in chunks of at most
-  the regime's.
-  """
-  size = regime.train_size if regime.full_batch else min(
-      workload.curvature_batch_size, regime.train_size)
-  chunk = min(regime.chunk_size, size)
+  """The probe's fixed batch (`probe.curvature_batch_shape`) must split into
+  whole chunks on every device."""
+  size, chunk = probe.curvature_batch_shape(curvature, workload, regime)
   if size % chunk:
+    flag = ('--curvature_chunk_size' if curvature.chunk_size else
+            '--chunk_size (or --curvature_chunk_size)')
     raise ValueError(
         f'the curvature batch of {size} examples does not split into chunks '
-        f'of {chunk}; choose a --chunk_size that divides {size}')
+        f'of {chunk}; choose a {flag} that divides {size}')
   parallel.check_chunk_size(chunk)
 
 

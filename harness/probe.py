@@ -39,6 +39,19 @@ def log_spaced_steps(max_steps: int, count: int = 40) -> frozenset[int]:
   return frozenset(int(s) for s in steps)
 
 
+def curvature_batch_shape(config: config_lib.CurvatureConfig,
+                          workload: base.Workload,
+                          regime: base.BatchRegime) -> tuple[int, int]:
+  """The probe's fixed batch: (examples, examples per chunk).
+
+  The full batch, or the workload's curvature batch within the pool, in
+  chunks of `config.chunk_size`, else of the regime's, at most the batch.
+  """
+  size = regime.train_size if regime.full_batch else min(
+      workload.curvature_batch_size, regime.train_size)
+  return size, min(config.chunk_size or regime.chunk_size, size)
+
+
 class CurvatureProbe:
   """Measures a run's sharpness statistics; one compiled Lanczos, reused."""
 
@@ -50,9 +63,7 @@ class CurvatureProbe:
     self.submission = submission
     self.parallel = parallel
     self.dynamics = submission.dynamics()
-    size = regime.train_size if regime.full_batch else min(
-        workload.curvature_batch_size, regime.train_size)
-    chunk = min(regime.chunk_size, size)
+    size, chunk = curvature_batch_shape(config, workload, regime)
     self.batch = parallel.shard_batch(dataset.fixed_batch(size, chunk))
     self.batch_size = size
 

@@ -145,6 +145,10 @@ _CURVATURE_WARM_START = flags.DEFINE_bool(
 _LANCZOS_ITERS = flags.DEFINE_integer(
     'lanczos_iterations', _CURV.num_iterations,
     'Lanczos iteration cap per probe.')
+_CURVATURE_CHUNK = flags.DEFINE_integer(
+    'curvature_chunk_size', _CURV.chunk_size,
+    'Examples per chunk of the curvature batch (0: --chunk_size). Larger '
+    'chunks make the probe\'s products cheaper where memory allows.')
 _LANCZOS_TOL = flags.DEFINE_float(
     'lanczos_tol', _CURV.tol or 0.0,
     'Relative residual at which Lanczos stops (0: never).')
@@ -237,7 +241,8 @@ def config_from_flags() -> config_lib.RunConfig:
       every=_CURVATURE_EVERY.value, log_spaced=_CURVATURE_LOG.value,
       at_events=_CURVATURE_EVENTS.value, top_k=_CURVATURE_K.value,
       num_iterations=_LANCZOS_ITERS.value, tol=_LANCZOS_TOL.value or None,
-      warm_start=_CURVATURE_WARM_START.value)
+      warm_start=_CURVATURE_WARM_START.value,
+      chunk_size=_CURVATURE_CHUNK.value)
   return config_lib.RunConfig(
       workload=_WORKLOAD.value, submission=_SUBMISSION.value,
       hparams=hparams_lib.to_jsonable(hparams),

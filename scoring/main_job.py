@@ -67,7 +67,10 @@ class MainJob:
         eval_every=100, stop_at_target=False, full_batch=True,
         train_size=self.train_size, chunk_size=min(self.train_size, 1000),
         quiet=self.quiet, overwrite=self.overwrite,
-        curvature=config_lib.CurvatureConfig(every=self.curvature_every))
+        # The curvature batch in one chunk: cheaper products than the
+        # training's chunks of 1,000 (BENCHMARKS.md, probe overhead).
+        curvature=config_lib.CurvatureConfig(every=self.curvature_every,
+                                             chunk_size=self.train_size))
     if not config.overwrite and _holds_this_demo(config):
       config = dataclasses.replace(config, overwrite=True)
     return config

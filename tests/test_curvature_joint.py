@@ -76,16 +76,19 @@ def test_joint_matches_dense_spectra(mlp64):
     np.testing.assert_allclose(result.grad_norm, alone.grad_norm, rtol=1e-12)
 
 
-def test_joint_probe_gives_what_two_calls_give():
+@pytest.mark.parametrize('batch_products', [True, False])
+def test_joint_probe_gives_what_two_calls_give(batch_products):
   """From the same start vectors, `joint` uses the products of each
-  problem alone and finds the same eigenvalues; one compilation serves
-  every later probe, warm-started, with no hidden transfers."""
+  problem alone and finds the same eigenvalues, its products batched or
+  not; one compilation serves every later probe, warm-started, with no
+  hidden transfers."""
   params = _mlp_params(jnp.float32)
   batch = _chunked(_mlp_data(jnp.float32), 2)
   diag = _random_diagonal(params, seed=4)
   probe = curvature.make_sharpness_fn(tanh_mlp_loss, k=2, num_iterations=60,
                                       tol=1e-4, check_every=1,
-                                      return_vectors=True)
+                                      return_vectors=True,
+                                      batch_products=batch_products)
   # A fixed start (shaped as k = 2 eigenvectors, as warm starts are).
   start = jax.tree.map(lambda x: jnp.stack([x, x]),
                        _random_diagonal(params, seed=9))

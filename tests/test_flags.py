@@ -35,6 +35,7 @@ CURVATURE_FLAGS = {
     'top_k': 'curvature_top_k',
     'num_iterations': 'lanczos_iterations',
     'warm_start': 'curvature_warm_start',
+    'chunk_size': 'curvature_chunk_size',
 }
 # Fields whose flag differs from the field, and why; each has its own test.
 RUN_EXCEPTIONS = {

@@ -209,6 +209,14 @@ def test_curvature_batch_that_does_not_split_into_chunks(tmp_path):
   _one_line(e, 'curvature batch of 250', 'chunks of 100', '--chunk_size')
   # Without the probe the same regime is fine.
   assert _check(tmp_path, train_size=250, batch_size=100, chunk_size=100)
+  # The probe's own chunk size is checked as the probe uses it.
+  with pytest.raises(preflight.SetupError) as e:
+    _check(tmp_path, train_size=250, batch_size=50, chunk_size=50,
+           curvature=config_lib.CurvatureConfig(every=10, chunk_size=100))
+  _one_line(e, 'curvature batch of 250', 'chunks of 100',
+            '--curvature_chunk_size')
+  assert _check(tmp_path, train_size=250, batch_size=50, chunk_size=50,
+                curvature=config_lib.CurvatureConfig(every=10, chunk_size=125))
 
 
 def test_saving_a_preconditioner_the_submission_does_not_have(tmp_path):

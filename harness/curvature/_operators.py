@@ -277,13 +277,21 @@ def hessian_operators(loss_fn: LossFn, params: Params,
                       preconditioners: Sequence[Preconditioner | None], *,
                       batch: Batch = None, loss_args: Sequence[Any] = (),
                       mode: HvpMode | str = HvpMode.AUTO,
-                      dtype: Any = None) -> StackedOperators:
+                      dtype: Any = None,
+                      batch_products: bool = True) -> StackedOperators:
   """v_b -> P_b^-1/2 H P_b^-1/2 v_b for every P_b (H alone where P_b is
   None), on flat vectors, from one linearisation of the gradient.
 
   Call inside `jax.jit`: with LINEARIZE the linearisation is traced once and
   reused by every product; with JVP a batched product recomputes the primal
   once for all the stacked tangents.
+
+  `products` either batches (one call on the stacked tangents while every
+  problem runs, single products once some have stopped: two copies of the
+  tangent map in the program) or takes the active problems' products one
+  after another in a loop (one copy, no batching), which is as fast where a
+  batched product costs what its single products cost, as on a CPU, and
+  compiles faster (BENCHMARKS.md).
 
   Args:
     loss_fn: as in `loss_and_grad`.
@@ -294,6 +302,7 @@ def hessian_operators(loss_fn: LossFn, params: Params,
     mode: an `HvpMode` (or its value).
     dtype: dtype of the flat vectors; None for the params' dtype (at least
       float32).
+    batch_products: batched products (True) or one after another.
 
   Returns:
     A `StackedOperators`.
@@ -324,9 +333,21 @@ def hessian_operators(loss_fn: LossFn, params: Params,
     return jnp.stack([f(jax.tree.map(lambda x, b=b: x[b], products))
                       for b, f in enumerate(out_of)])
 
+  def one_by_one(vectors, active):
+    def body(_, problem):
+      i, v, run = problem
+      product = lambda v: lax.switch(  # noqa: E731
+          i, out_of, tree_hvp(lax.switch(i, into, v)))
+      return None, lax.cond(run, product, jnp.zeros_like, v)
+
+    problems = (jnp.arange(len(scales)), vectors, active)
+    return lax.scan(body, None, problems)[1]
+
   def products(vectors, active):
     if len(scales) == 1:
       return out_of[0](tree_hvp(into[0](vectors[0])))[None]
+    if not batch_products:
+      return one_by_one(vectors, active)
     return lax.cond(jnp.all(active), lambda v, _: batched(v), one, vectors,
                     active)
 

@@ -113,6 +113,7 @@ class _Config:
   breakdown_tol: float | None
   seed: int
   method: LanczosMethod = LanczosMethod.AUTO
+  batch_products: bool | None = None
 
   @property
   def block(self) -> bool:
@@ -132,9 +133,12 @@ def _sharpness(loss_fn: LossFn, config: _Config, params: Params,
     dtype = jnp.promote_types(ravel_pytree(params)[0].dtype, jnp.float32)
   if config.block:  # The block's rows are k copies of the one problem.
     preconditioners = preconditioners * config.k
+  batch_products = config.batch_products
+  if batch_products is None:  # Measured no cheaper on a CPU.
+    batch_products = jax.default_backend() != 'cpu'
   op = _operators.hessian_operators(
       loss_fn, params, preconditioners, batch=batch, loss_args=loss_args,
-      mode=config.hvp_mode, dtype=dtype)
+      mode=config.hvp_mode, dtype=dtype, batch_products=batch_products)
   m = config.num_iterations
   if not 1 <= config.k <= m <= op.dim:
     raise ValueError(
@@ -250,10 +254,11 @@ class SharpnessFn:
     """λ(H) and λ(P^-1/2 H P^-1/2) at one point, in one compiled call.
 
     The gradient is linearised once; the two Lanczos recurrences advance
-    together, both products of an iteration in one batched call on stacked
-    tangents, and each stops on its own residual (the other then takes
-    single products). The result is what two calls would give, for about
-    the products of the longer of the two and one linearisation.
+    together and each stops on its own residual. While both run, their
+    products are one batched call on stacked tangents (`batch_products`,
+    the default on an accelerator) or two products in one loop (the
+    default on a CPU, where batching saves nothing). The result is what two
+    calls would give, from one linearisation and one compiled program.
 
     Args:
       params, batch, key, loss_args: as in `__call__`.
@@ -292,6 +297,7 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
                       hvp_mode: HvpMode | str = HvpMode.AUTO,
                       breakdown_tol: float | None = None, seed: int = 0,
                       method: LanczosMethod | str = LanczosMethod.AUTO,
+                      batch_products: bool | None = None,
                       validate: bool = True) -> SharpnessFn:
   """Builds a sharpness probe compiled once and reused at every call.
 
@@ -320,6 +326,10 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
     seed: seed of the default PRNG key for the random start vector.
     method: a `LanczosMethod`: 'single', 'block' (k ≥ 2; `joint` then
       refuses) or 'auto'.
+    batch_products: how `joint` takes the two problems' products: in one
+      batched call (True), one after the other in a loop (False: as fast on
+      a CPU, where batching saves nothing, and quicker to compile), or None
+      for False on a CPU and True on an accelerator.
     validate: check the preconditioner on the host before each call.
 
   Returns:
@@ -334,7 +344,8 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
   config = _checked_config(
       k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
       return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
-      breakdown_tol=breakdown_tol, seed=seed, method=method)
+      breakdown_tol=breakdown_tol, seed=seed, method=method,
+      batch_products=batch_products)
   return SharpnessFn(loss_fn, config, validate)
 
 
@@ -442,18 +453,19 @@ def joint_sharpness(loss_fn: LossFn, params: Params, preconditioner: Any, *,
                     init_vectors: tuple[Any, Any] = (None, None),
                     return_vectors: bool = False, dtype: Any = None,
                     seed: int = 0, hvp_mode: HvpMode | str = HvpMode.AUTO,
-                    check_every: int = 2,
+                    check_every: int = 2, batch_products: bool | None = None,
                     loss_args: Sequence[Any] = ()) -> JointSharpness:
   """Top-k eigenvalues of H and of P^-1/2 H P^-1/2 together.
 
   What `sharpness` gives without and with `preconditioner`, from one
   linearisation of the gradient and two Lanczos recurrences advanced
-  together (one batched product per iteration; each stops on its own
-  residual). Compiled once per loss, settings and shapes, like `sharpness`.
+  together, each stopping on its own residual (see `SharpnessFn.joint`).
+  Compiled once per loss, settings and shapes, like `sharpness`.
 
   Args:
     loss_fn, params, batch, k, num_iterations, tol, return_vectors, dtype,
       seed, hvp_mode, check_every, loss_args: as in `sharpness`.
+    batch_products: as in `make_sharpness_fn`.
     preconditioner: P: a params-shaped pytree with its diagonal, or a
       `Preconditioner`.
     init_vectors: warm starts (raw, preconditioned), each as in `sharpness`.
@@ -474,7 +486,7 @@ def joint_sharpness(loss_fn: LossFn, params: Params, preconditioner: Any, *,
   config = _checked_config(
       k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
       return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
-      breakdown_tol=None, seed=seed)
+      breakdown_tol=None, seed=seed, batch_products=batch_products)
   preconditioner = _operators.as_preconditioner(preconditioner)
   if preconditioner is None:
     raise ValueError('joint_sharpness needs a preconditioner; use sharpness '
