@@ -119,22 +119,24 @@ class CurvatureProbe:
     return init
 
   def _eigen(self, params, model_state, preconditioner):
-    """λ(H), and λ(P^-1/2 H P^-1/2) with P, from one compiled call."""
-    loss_args = (model_state,)
-    if preconditioner is None:
-      raw, pre = self._sharpness(params, self.batch, None,
-                                 self._init('raw', params),
-                                 loss_args=loss_args), None
-    else:
-      raw, pre = self._sharpness.joint(
-          params, self.batch, preconditioner,
-          (self._init('raw', params), self._init('pre', params)),
-          loss_args=loss_args)
+    """λ(H), and λ(P^-1/2 H P^-1/2) with P; keeps their warm starts."""
+    raw, pre = self._solve(params, (model_state,), preconditioner)
     if self.config.warm_start:
       self._warm['raw'] = raw.eigenvectors
       if pre is not None:
         self._warm['pre'] = pre.eigenvectors
     return raw, pre
+
+  def _solve(self, params, loss_args, preconditioner):
+    """The eigenproblems at one point, from one compiled call."""
+    if preconditioner is None:
+      return self._sharpness(params, self.batch, None,
+                             self._init('raw', params),
+                             loss_args=loss_args), None
+    return tuple(self._sharpness.joint(
+        params, self.batch, preconditioner,
+        (self._init('raw', params), self._init('pre', params)),
+        loss_args=loss_args))
 
   def measure(self, step: int, params, model_state, optimizer_state, *,
               reason: records.ProbeReason,

@@ -51,18 +51,13 @@ LEVERS = {
 }
 
 
-def _two_calls(self, params, model_state, preconditioner):
+def _two_calls(self, params, loss_args, preconditioner):
   """The probe as it was before the joint call: one call per problem."""
-  loss_args = (model_state,)
   raw = self._sharpness(params, self.batch, None, self._init('raw', params),
                         loss_args=loss_args)
   pre = None if preconditioner is None else self._sharpness(
       params, self.batch, preconditioner, self._init('pre', params),
       loss_args=loss_args)
-  if self.config.warm_start:
-    self._warm['raw'] = raw.eigenvectors
-    if pre is not None:
-      self._warm['pre'] = pre.eigenvectors
   return raw, pre
 
 
@@ -73,7 +68,7 @@ def _measure(tmp_path, monkeypatch, name: str) -> dict:
   curvature = dataclasses.replace(config.curvature, **settings)
   with monkeypatch.context() as patch:
     if not joint:
-      patch.setattr(probe_lib.CurvatureProbe, '_eigen', _two_calls)
+      patch.setattr(probe_lib.CurvatureProbe, '_solve', _two_calls)
     result = main_job.run_demo(dataclasses.replace(config,
                                                    curvature=curvature))
   summary, probes = result.run.summary, result.run.curvature
