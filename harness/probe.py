@@ -53,7 +53,8 @@ class CurvatureProbe:
     size = regime.train_size if regime.full_batch else min(
         workload.curvature_batch_size, regime.train_size)
     chunk = min(regime.chunk_size, size)
-    self.batch = parallel.shard_batch(dataset.fixed_batch(size, chunk))
+    self.batch = parallel.shard_batch(
+        dataset.fixed_batch(size, chunk, parallel.part()))
     self.batch_size = size
 
     def loss_fn(params, chunk, model_state):
