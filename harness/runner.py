@@ -348,21 +348,27 @@ class _TrainingLoop(pauses.Pauses, decisions.Decisions):
     It writes the summary; then, unless the loop is inside a step (whose
     inputs may already be donated), the boundary marked for the current
     step is still whole and is saved; the process ends with 128 + signum.
+
+    One process of several cannot stop alone: the others would lose it at
+    their next collective. It only writes the summary then (process 0), in
+    case the scheduler kills the run before its next synchronisation,
+    where every process stops (`decisions.Decisions._check_budget`).
     """
+    alone = self.agreement.alone
     try:
       if self.writer:
         self.writer.write_summary(self._summary(Status.INTERRUPTED, None))
       boundary = self.boundary
-      # Across hosts a save is collective, and the other processes may not
-      # be stopping at this step; they resume from the last regular one.
-      if (jax.process_count() == 1 and not self.in_step and
-          boundary is not None and boundary.step == self.step):
+      if (alone and not self.in_step and boundary is not None and
+          boundary.step == self.step):
         resume_lib.save(self.checkpoints, boundary)
-      self.progress.close(
-          f'stopped by signal {signum} at step {self.step}; records in '
-          f'{self.directory}')
+      if alone:
+        self.progress.close(
+            f'stopped by signal {signum} at step {self.step}; records in '
+            f'{self.directory}')
     finally:
-      termination.hard_exit(signum)
+      if alone:
+        termination.hard_exit(signum)
 
   # ---- The loop ----
 
