@@ -115,6 +115,13 @@ class SubmissionClock:
       self._compiles += _COMPILES.count() - self._compiles_at_start
     return self._elapsed
 
+  def adopt(self, elapsed_s: float) -> None:
+    """Takes `elapsed_s` as the total, while paused: over several
+    processes, the slowest one's (`harness.distributed.Agreement`)."""
+    if self._started is not None:
+      raise RuntimeError('the clock adopts a total only while paused')
+    self._elapsed = elapsed_s
+
   @property
   def compiles(self) -> int:
     """Compilations while the clock ran; only exact while paused."""

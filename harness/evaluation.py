@@ -24,8 +24,8 @@ class Evaluator:
   """Evaluates every split with a jitted scan over its chunks.
 
   A split of at most `resident_bytes` is put on the devices once (sharded by
-  example, like training batches), so evaluating it moves nothing from the
-  host. A larger split (ImageNet's 50,000 validation images take 7.5 GB)
+  example, like training batches, each process holding its own part), so
+  evaluating it moves nothing from the host. A larger split (ImageNet's 50,000 validation images take 7.5 GB)
   stays in host memory and goes to the devices one chunk at a time; dispatch
   is asynchronous, so the next chunk's transfer is queued while the current
   one is evaluated.
@@ -44,7 +44,7 @@ class Evaluator:
     self.resident: dict[str, Any] = {}
     self.streamed: dict[str, Any] = {}
     for split in dataset.eval_splits:
-      arrays = dataset.eval_arrays(split, chunk)
+      arrays = dataset.eval_arrays(split, chunk, parallel.part())
       if _nbytes(arrays) <= resident_bytes:
         self.resident[split] = parallel.shard_batch(arrays)
       else:

@@ -1,7 +1,8 @@
 """The input queue a submission's `data_selection` draws its batches from.
 
-Batches come from the workload's data set in its seeded order and reach the
-devices placed as the submission takes them (`DataParallel.place_batch`).
+Batches come from the workload's data set in its seeded order, each process
+loading its own part of them, and reach the devices placed as the
+submission takes them (`DataParallel.place_batch`).
 A full batch is placed once and handed out again at every draw. The queue
 counts its draws, so that a resumed run continues the data order where the
 interrupted one left it.
@@ -33,7 +34,8 @@ class InputQueue(Iterator[Any]):
     self.drawn = drawn
     self._place = lambda batch: parallel.place_batch(batch,
                                                      chunk_axis=chunk_axis)
-    self._batches = dataset.train_batches(regime, seed)
+    self._batches = dataset.train_batches(
+        regime, seed, parallel.part(chunk_axis=chunk_axis))
     self._full_batch = self._place(next(self._batches)) if (
         regime.full_batch) else None
     if self._full_batch is None:

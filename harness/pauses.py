@@ -65,6 +65,7 @@ class Pauses:
     if self.start_step == 0 or self.prepared_in_launch:  # As the first step.
       self.times['prepare_for_eval_s'] += prepare.seconds
     self.prepared_in_launch = True
+    self._agree()  # The slowest process's time, in the record.
     opt_state, params, model_state = prepared
     self.state = (params, opt_state, model_state)
     return self.state

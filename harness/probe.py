@@ -64,7 +64,8 @@ class CurvatureProbe:
     self.parallel = parallel
     self.dynamics = submission.dynamics()
     size, chunk = curvature_batch_shape(config, workload, regime)
-    self.batch = parallel.shard_batch(dataset.fixed_batch(size, chunk))
+    self.batch = parallel.shard_batch(
+        dataset.fixed_batch(size, chunk, parallel.part()))
     self.batch_size = size
 
     def loss_fn(params, chunk, model_state):

@@ -23,7 +23,8 @@ or while restoring) resumes again from its checkpoint, so the steps before
 it are kept; nothing of a finished run is replaced without `--overwrite`.
 
 A resume must use the flags the run started with, except those that change
-nothing it records (`RESUMABLE_CHANGES`).
+nothing it records (`RESUMABLE_CHANGES`), and as many processes: a run's
+records, checkpoints and data parts are those of its process count.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Opened:
 
 
 def open_run(directory: pathlib.Path, config: config_lib.RunConfig, *,
-             source_sha256: str, started: str) -> Opened:
+             source_sha256: str, started: str,
+             processes: int = 1) -> Opened:
   """Locks `directory` and decides whether the run starts or resumes.
 
   Args:
@@ -82,11 +84,13 @@ def open_run(directory: pathlib.Path, config: config_lib.RunConfig, *,
     source_sha256: the submission's source hash now; a run whose code has
       changed since it started is not resumed.
     started: the launch time (ISO 8601), written into the lock.
+    processes: the processes (hosts) of the launch.
 
   Raises:
     RunDirectoryError: the directory is held by a live process, holds a
       finished run without `overwrite`, holds an unfinished run with
-      `resume` off, or was started with other flags or code.
+      `resume` off, or was started with other flags, code or number of
+      processes.
   """
   lock = records.RunLock(directory)
   try:
@@ -94,7 +98,7 @@ def open_run(directory: pathlib.Path, config: config_lib.RunConfig, *,
   except records.RunLocked as e:
     raise RunDirectoryError(str(e)) from None
   try:
-    resume = decide(directory, config, source_sha256)
+    resume = decide(directory, config, source_sha256, processes)
   except BaseException:
     lock.release()
     raise
@@ -105,7 +109,7 @@ def open_run(directory: pathlib.Path, config: config_lib.RunConfig, *,
 
 
 def decide(directory: pathlib.Path, config: config_lib.RunConfig,
-           source_sha256: str) -> bool:
+           source_sha256: str, processes: int = 1) -> bool:
   """True to resume, False to start afresh; raises to refuse."""
   if not (directory / records.META_FILE).exists():
     return False
@@ -144,7 +148,17 @@ def decide(directory: pathlib.Path, config: config_lib.RunConfig,
         f'{meta.submission.name} changed since the run started (sha256 '
         f'{meta.submission.source_sha256[:12]} -> {source_sha256[:12]}); '
         'restore it, or pass --overwrite to start again')
+  ran_on = meta.devices.process_count
+  if ran_on != processes:
+    raise RunDirectoryError(
+        f'cannot resume {directory}: it ran on {_processes(ran_on)} and this '
+        f'launch has {processes}; resume it with {_processes(ran_on)}, or '
+        'pass --overwrite to start again')
   return True
+
+
+def _processes(count: int) -> str:
+  return f'{count} process' + ('es' if count != 1 else '')
 
 
 def failed_before_first_step(directory: pathlib.Path,

@@ -24,6 +24,8 @@ import optax
 from harness import checkpoints as checkpoints_lib
 from harness import clock as clock_lib
 from harness import config as config_lib
+from harness import decisions
+from harness import distributed
 from harness import evaluation
 from harness import input_queue
 from harness import milestones as milestones_lib
@@ -79,16 +81,9 @@ def train(config: config_lib.RunConfig, *,
                               submission.name, config.study, config.trial)
   if config.tensorboard:  # Refused before the run directory is touched.
     tensorboard_log.check_available()
-  # Only process 0 writes; every process reads what the directory holds.
-  if jax.process_index() == 0:
-    opened = run_directory.open_run(directory, config,
-                                    source_sha256=setup.source_sha256,
-                                    started=provenance.now_iso())
-    writer, resuming = opened.writer, opened.resume
-    writer = tensorboard_log.mirror(writer, config.tensorboard)
-  else:
-    opened, writer = None, None
-    resuming = run_directory.decide(directory, config, setup.source_sha256)
+  opened, resuming = _open(directory, setup)
+  writer = None if opened is None else tensorboard_log.mirror(
+      opened.writer, config.tensorboard)
   try:
     loop = _TrainingLoop(setup, writer, directory)
     with termination.StopSignals(loop.emergency_stop) as signals:
@@ -101,7 +96,35 @@ def train(config: config_lib.RunConfig, *,
       opened.close()
 
 
-class _TrainingLoop(pauses.Pauses):
+def _open(directory: pathlib.Path, setup: preflight.Setup
+          ) -> tuple[run_directory.Opened | None, bool]:
+  """Process 0 locks the run directory and decides whether the run starts
+  or resumes; the others, which write nothing, follow its decision.
+
+  Returns:
+    Process 0's open directory (None elsewhere) and whether to resume.
+
+  Raises:
+    RunDirectoryError: process 0 refused the directory (elsewhere, that it
+      did, without its reason).
+  """
+  opened = refusal = None
+  if jax.process_index() == 0:
+    try:
+      opened = run_directory.open_run(
+          directory, setup.config, source_sha256=setup.source_sha256,
+          started=provenance.now_iso(), processes=jax.process_count())
+    except run_directory.RunDirectoryError as e:
+      refusal = e
+  decision = distributed.from_process_zero(
+      -1 if refusal else int(bool(opened and opened.resume)))
+  if decision < 0:
+    raise refusal or run_directory.RunDirectoryError(
+        f'process 0 cannot use {directory}; its message says why')
+  return opened, bool(decision)
+
+
+class _TrainingLoop(pauses.Pauses, decisions.Decisions):
   """The state of one run between its start and its summary."""
 
   def __init__(self, setup: preflight.Setup, writer: records.RunWriter | None,
@@ -123,8 +146,14 @@ class _TrainingLoop(pauses.Pauses):
     self.max_runtime_s = config.max_runtime_s or (
         workload.runtime_budget_s * config.tuning_ruleset.budget_factor)
     self.clock = clock_lib.SubmissionClock()
+    # What every process acts on (harness.distributed): agreed at each
+    # synchronisation of a run of several processes.
+    self.agreement = distributed.Agreement()
+    self.agreed = distributed.Votes()
+    self.stopped_by: int | None = None
     self.progress = progress_lib.Progress(
-        self.max_steps, quiet=config.quiet, log_every=config.log_every,
+        self.max_steps, quiet=config.quiet or writer is None,
+        log_every=config.log_every,
         stops_at_target=config.stop_at_target,
         max_runtime_s=self.max_runtime_s)
     self.step = 0
@@ -201,6 +230,9 @@ class _TrainingLoop(pauses.Pauses):
     except KeyboardInterrupt:  # Where the stop signals are not ours.
       status = Status.INTERRUPTED
     except Exception as e:  # Recorded, then re-raised below.
+      lost = distributed.lost_process(e)
+      if lost is not None:  # Not the submission's failure.
+        e, self.phase = lost, records.ErrorKind.HARNESS
       status, error, failure = Status.ERROR, f'{type(e).__name__}: {e}', e
       if isinstance(e, step_checks.SubmissionOutputError):
         self.phase = records.ErrorKind.SUBMISSION
@@ -215,8 +247,11 @@ class _TrainingLoop(pauses.Pauses):
     self.progress.close(progress_lib.ending_line(summary, self.directory))
     if failure is not None:
       raise RunFailed(self.directory, error) from failure
+    # A signal stops a run at the next step; one that came too late to
+    # stop it still tells the scheduler that it was sent.
+    received = self.signals.signum if self.signals else None
     return RunResult(self.directory, status, summary,
-                     stopped_by=self.signals.signum if self.signals else None)
+                     stopped_by=self.stopped_by or received)
 
   # ---- Start and resume ----
 
@@ -307,38 +342,39 @@ class _TrainingLoop(pauses.Pauses):
     self.progress.message(f'checkpoint at step {self.step} '
                           f'({watch.seconds:.2f}s)')
 
-  def _checkpoint_due(self) -> bool:
-    every, every_s = self.config.checkpoint_every, self.config.checkpoint_every_s
-    return self.start_step < self.step < self.max_steps and (
-        (every > 0 and self.step % every == 0) or
-        (every_s > 0 and time.monotonic() - self.last_checkpoint >= every_s))
-
   def emergency_stop(self, signum: int) -> None:
     """Called by the stop watcher when the loop is stuck in native code.
 
     It writes the summary; then, unless the loop is inside a step (whose
     inputs may already be donated), the boundary marked for the current
     step is still whole and is saved; the process ends with 128 + signum.
+
+    One process of several cannot stop alone: the others would lose it at
+    their next collective. It only writes the summary then (process 0), in
+    case the scheduler kills the run before its next synchronisation,
+    where every process stops (`decisions.Decisions._check_budget`).
     """
+    alone = self.agreement.alone
     try:
       if self.writer:
         self.writer.write_summary(self._summary(Status.INTERRUPTED, None))
       boundary = self.boundary
-      # Across hosts a save is collective, and the other processes may not
-      # be stopping at this step; they resume from the last regular one.
-      if (jax.process_count() == 1 and not self.in_step and
-          boundary is not None and boundary.step == self.step):
+      if (alone and not self.in_step and boundary is not None and
+          boundary.step == self.step):
         resume_lib.save(self.checkpoints, boundary)
-      self.progress.close(
-          f'stopped by signal {signum} at step {self.step}; records in '
-          f'{self.directory}')
+      if alone:
+        self.progress.close(
+            f'stopped by signal {signum} at step {self.step}; records in '
+            f'{self.directory}')
     finally:
-      termination.hard_exit(signum)
+      if alone:
+        termination.hard_exit(signum)
 
   # ---- The loop ----
 
   def _train(self, resuming: bool) -> Status:
     self._start(resuming)
+    self._agree()  # The restored times, and signals that came meanwhile.
     submission, workload = self.submission, self.workload
     queue = self.queue = input_queue.InputQueue(
         self.dataset, self.regime, self.config.seed, self.parallel,
@@ -392,39 +428,19 @@ class _TrainingLoop(pauses.Pauses):
       if sync:
         self._synchronise(out.metrics)
 
-  def _check_budget(self) -> None:
-    if self.signals is not None and self.signals.received:
-      self.signals.acknowledge()
-      self.clock.pause(self.state)
-      self._checkpoint()
-      raise outcome.Stop(Status.INTERRUPTED)
-    if self.step >= self.max_steps or self._submission_time_s() >= (
-        self.max_runtime_s):
-      self._finish(Status.BUDGET_EXHAUSTED)
-
   def _finish(self, unreached: Status) -> None:
     """Ends the run with its final measurements: `unreached` is the
     status unless the target was reached."""
     self.clock.pause(self.state)  # Still running when time ran out.
+    self._agree()
     self._final_measurements()
     raise outcome.Stop(Status.REACHED_TARGET
                        if self.milestones.reached_target else unreached)
 
-  def _sync_due(self) -> bool:
-    step, every = self.step, self.config.checkpoint_every
-    return (step % self.config.log_every == 0 or self._eval_due() or
-            step in self.config.save_preconditioner_at or
-            (every > 0 and step % every == 0) or
-            (self.probe is not None and self.probe.due(step)))
-
-  def _eval_due(self) -> bool:
-    return (self.step % self.config.eval_every == 0 or
-            self.step >= self.max_steps)
-
   def _synchronise(self, metrics) -> None:
     self.clock.pause(self.state)
     loss = _step_loss(metrics)
-    if _diverged(loss, self.state[0]):
+    if self._agree(_diverged(loss, self.state[0])).diverged:
       self.progress.message(f'non-finite loss or parameters at step '
                             f'{self.step}: diverged')
       raise outcome.Stop(Status.DIVERGED)

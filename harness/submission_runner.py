@@ -32,6 +32,11 @@ Exit status:
 - 130 (Ctrl-C) or 128 + the signal (143 for SIGTERM): the run was stopped
   and checkpointed; the same command resumes it.
 
+A run over several processes (`--distributed`, or `--coordinator_address`,
+`--num_processes` and `--process_id`) is the same command started on every
+host; `harness.distributed` says how they agree and what happens when one
+dies.
+
 A traceback without `--verbose` is a bug in the harness.
 """
 
@@ -48,6 +53,7 @@ from absl import flags
 from harness import cli
 from harness import compilation_cache
 from harness import config as config_lib
+from harness import distributed
 from submissions import hparams as hparams_lib
 from workloads import base
 
@@ -162,7 +168,27 @@ _TENSORBOARD = flags.DEFINE_string(
     'this log directory (needs tensorboardX; empty: off).')
 _DISTRIBUTED = flags.DEFINE_bool(
     'distributed', False,
-    'Call jax.distributed.initialize() to join a multi-host run.')
+    'Run over several processes (hosts) with jax.distributed: the same '
+    'command on each; the coordinator, the process count and this '
+    'process\'s id come from the flags below, else from the cluster '
+    '(SLURM, Kubernetes, Open MPI).')
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None,
+    'host:port of process 0, which coordinates a run over several processes '
+    '(implies --distributed).')
+_NUM_PROCESSES = flags.DEFINE_integer(
+    'num_processes', None,
+    'Processes of a run over several processes (implies --distributed).',
+    lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer(
+    'process_id', None,
+    'This process\'s index, from 0, in a run over several processes '
+    '(implies --distributed).', lower_bound=0)
+_DISTRIBUTED_TIMEOUT = flags.DEFINE_integer(
+    'distributed_timeout_s', distributed.DEFAULT_TIMEOUT_S,
+    'A process of the run silent this long is declared dead and the others '
+    'stop; one that ends while the others still wait for it stops them '
+    'after as long.', lower_bound=1)
 
 # AlgoPerf's names for flags of ours that mean the same, so its command
 # lines run as they are; each is the same flag under a second name.
@@ -292,11 +318,20 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
+def _cluster() -> distributed.Cluster | None:
+  """The processes to join, or None for a run of this process alone."""
+  given = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if not _DISTRIBUTED.value and all(value is None for value in given):
+    return None
+  return distributed.Cluster(*given, timeout_s=_DISTRIBUTED_TIMEOUT.value)
+
+
 def main(argv):
   cli.no_arguments(PROGRAM, argv)
-  if _DISTRIBUTED.value:
-    import jax  # pylint: disable=g-import-not-at-top
-    jax.distributed.initialize()
+  cluster = _cluster()
+  if cluster is not None:  # Before anything else starts JAX's runtime.
+    with cli.user_errors(PROGRAM, distributed.DistributedError):
+      distributed.initialize(cluster)
   compilation_cache.enable_from_flags(PROGRAM)
   # pylint: disable=g-import-not-at-top
   from harness import preflight
@@ -311,7 +346,10 @@ def main(argv):
                          run_directory.RunDirectoryError):
       result = runner.train(config)
   except runner.RunFailed as e:
-    return cli.run_failed(PROGRAM, e, e.line, e.exit_status)
+    status = cli.run_failed(PROGRAM, e, e.line, e.exit_status)
+    if isinstance(e.__cause__, distributed.ProcessLost):
+      distributed.leave(status)  # JAX's shutdown would wait for it.
+    return status
   print(result.run_dir)
   # Diverged and out-of-budget runs are results; a stopped run is not
   # finished, and says so to the scheduler as a shell would (128 + signal).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 
@@ -30,3 +31,29 @@ def run_module(module: str, *args: str,
   return subprocess.run(
       [sys.executable, '-m', module, *args], cwd=ROOT, env=environment(),
       capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+  """A TCP port of this host that nothing listens on now."""
+  with socket.socket() as probe:
+    probe.bind(('127.0.0.1', 0))
+    return probe.getsockname()[1]
+
+
+def start_processes(module: str, *args: str, count: int,
+                    env: dict[str, str],
+                    logs: pathlib.Path) -> list[subprocess.Popen]:
+  """`python -m module args` as the `count` processes of one run on this
+  host (`--coordinator_address`, `--num_processes`, `--process_id`), each
+  writing its output to `logs/process_<i>.log`."""
+  logs.mkdir(parents=True, exist_ok=True)
+  cluster = (f'--coordinator_address=127.0.0.1:{free_port()}',
+             f'--num_processes={count}')
+  processes = []
+  for index in range(count):
+    with open(logs / f'process_{index}.log', 'w') as log:
+      processes.append(subprocess.Popen(
+          [sys.executable, '-m', module, *args, *cluster,
+           f'--process_id={index}'], cwd=ROOT, env=env, stdout=log,
+          stderr=subprocess.STDOUT))
+  return processes

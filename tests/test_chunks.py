@@ -50,6 +50,26 @@ def test_num_chunks_needs_one_leading_axis():
     chunks.num_chunks({'a': jnp.zeros((3, 2)), 'b': jnp.zeros(4)})
 
 
+def test_parts_split_every_chunk_or_the_merged_examples():
+  grid = np.arange(12).reshape(2, 6)  # Example c * 6 + i of the batch.
+  by_chunk = [chunks.Part(i, 3).take(grid) for i in range(3)]
+  np.testing.assert_array_equal(by_chunk[1], [[2, 3], [8, 9]])
+  np.testing.assert_array_equal(np.concatenate(by_chunk, axis=1), grid)
+  merged = [chunks.Part(i, 2, across_chunks=True).take(grid)
+            for i in range(2)]
+  np.testing.assert_array_equal(merged[1], [[6, 7, 8, 9, 10, 11]])
+  np.testing.assert_array_equal(chunks.Part(1, 3).positions(2, 6),
+                                by_chunk[1])
+  batch = {'x': np.zeros((2, 6, 5)), 'y': np.zeros((2, 6))}
+  assert chunks.WHOLE.take_batch(batch) is batch
+  assert {k: v.shape for k, v in chunks.Part(0, 2).take_batch(
+      batch).items()} == {'x': (2, 3, 5), 'y': (2, 3)}
+  with pytest.raises(ValueError, match='6 examples do not split into 4'):
+    chunks.Part(0, 4).take(grid)
+  with pytest.raises(ValueError, match='part 2 of 2'):
+    chunks.Part(2, 2)
+
+
 # ---- Mean loss and gradient ----
 
 

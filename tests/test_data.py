@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from workloads import base
+from workloads import chunks
 from workloads.data import in_memory
 from workloads.data import sources
 
@@ -316,7 +317,7 @@ def test_eval_padding_and_weights():
 
 
 def test_fixed_batch_is_prefix_unaugmented():
-  augment = mock.Mock(side_effect=lambda rng, x: x + 1.0)
+  augment = mock.Mock(side_effect=lambda rng, x, *where: x + 1.0)
   ds = in_memory.InMemoryDataset(_tiny_data(), train_size=30, augment=augment)
   fixed = ds.fixed_batch(20, 5)
   assert fixed['inputs'].shape == (4, 5, 4, 4, 3)
@@ -345,6 +346,31 @@ def test_clear_value_errors():
     ds.fixed_batch(31, 1)
   with pytest.raises(ValueError, match='differs'):
     ds.train_batches(base.BatchRegime(True, 20, 20, 10), 0)
+
+
+@pytest.mark.parametrize('full_batch', [True, False])
+def test_parts_of_every_batch_join_into_the_whole(full_batch):
+  """What two processes load is the whole batch, augmentation included."""
+  augment = in_memory.cifar_augment
+  ds = in_memory.InMemoryDataset(_tiny_data(), train_size=24, augment=augment)
+  regime = base.BatchRegime(full_batch=full_batch, train_size=24,
+                            batch_size=24 if full_batch else 12,
+                            chunk_size=6)
+  whole = ds.train_batches(regime, seed=3)
+  parts = [ds.train_batches(regime, 3, chunks.Part(i, 2)) for i in (0, 1)]
+  for _ in range(3):  # Past an epoch of minibatches.
+    expected = next(whole)
+    got = [next(p) for p in parts]
+    assert got[0]['inputs'].shape[:2] == (regime.num_chunks, 3)
+    for key in expected:
+      np.testing.assert_array_equal(
+          np.concatenate([g[key] for g in got], axis=1), expected[key])
+  merged = [ds.fixed_batch(12, 6, chunks.Part(i, 2, across_chunks=True))
+            for i in (0, 1)]
+  assert _ids(ds, merged[1]['inputs']) == list(range(6, 12))
+  evaluated = [ds.eval_arrays('test', 4, chunks.Part(i, 2))['weights']
+               for i in (0, 1)]
+  assert sum(w.sum() for w in evaluated) == 9
 
 
 # ---- Augmentation ----

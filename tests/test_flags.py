@@ -52,6 +52,10 @@ CURVATURE_EXCEPTIONS = {'tol': 'None is --lanczos_tol=0'}
 OTHER_FLAGS = {
     'search_space': 'a source of hparams',
     'distributed': 'initialises JAX before the run',
+    'coordinator_address': 'joins the run\'s processes (harness.distributed)',
+    'num_processes': 'joins the run\'s processes (harness.distributed)',
+    'process_id': 'joins the run\'s processes (harness.distributed)',
+    'distributed_timeout_s': 'joins the run\'s processes (harness.distributed)',
     # AlgoPerf's names (tests/test_algoperf_flags.py).
     'submission_path': 'an alias of --submission',
     'tuning_search_space': 'an alias of --search_space',

@@ -134,18 +134,26 @@ class Dataset(abc.ABC):
   """The batches a workload's data provides, as host (NumPy) dicts.
 
   Leaves have a leading chunk axis, as described in the module docstring.
+  Each method takes the `chunks.Part` of every batch to load: a process of
+  a run over several hosts loads only the examples its devices hold, the
+  same examples as in the whole batch (`chunks.WHOLE`, a run of one
+  process), so that the data a run trains on does not depend on how many
+  processes load it.
   """
 
   @abc.abstractmethod
-  def train_batches(self, regime: BatchRegime, seed: int) -> Iterator[Batch]:
+  def train_batches(self, regime: BatchRegime, seed: int,
+                    part: chunks.Part = chunks.WHOLE) -> Iterator[Batch]:
     """Infinite iterator of training batches for the regime."""
 
   @abc.abstractmethod
-  def fixed_batch(self, size: int, chunk_size: int) -> Batch:
+  def fixed_batch(self, size: int, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> Batch:
     """The first `size` training examples, unaugmented, in chunks."""
 
   @abc.abstractmethod
-  def eval_arrays(self, split: str, chunk_size: int) -> Batch:
+  def eval_arrays(self, split: str, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> Batch:
     """A whole evaluation split as one padded dict with a chunk axis.
 
     Leaves are `(num_chunks, chunk_size, ...)` with 0/1 `weights` marking

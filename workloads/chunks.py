@@ -7,12 +7,17 @@ accumulates a chunk loss and its gradient over the chunks with `lax.scan`,
 so memory stays that of one chunk for a batch of any size. Chunks are equal
 in size, so the mean of the chunk means is the batch mean.
 
+A run of several processes (hosts) loads each batch in parts: `Part`
+names the examples of every batch that one process loads, so that no
+process reads what another's devices hold.
+
 Nothing here knows about workloads or models: it serves `workloads.base`
 (the training loss) and `harness.curvature` (any JAX loss) alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Sequence
 
 import jax
@@ -25,6 +30,74 @@ State = Any  # A pytree threaded through the chunks in order.
 
 # loss_fn(params, state, chunk, *loss_args[, rng]) -> (loss, state).
 ChunkLossFn = Callable[..., tuple[jax.Array, State]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+  """The examples of every batch that one of `count` processes loads.
+
+  A batch's examples form a `(num_chunks, chunk_size)` grid, example `i` of
+  chunk `c` being example `c * chunk_size + i` of the batch. Each chunk's
+  rows are split into `count` equal blocks and process `index` loads block
+  `index` of every chunk; with `across_chunks` the batch's examples, in
+  that order, are split instead, and the part is one block of them (the
+  layout of a batch without a chunk axis, split along its examples).
+
+  Attributes:
+    index: the block this process loads.
+    count: the number of blocks (processes).
+    across_chunks: split the batch's examples rather than each chunk's.
+  """
+
+  index: int = 0
+  count: int = 1
+  across_chunks: bool = False
+
+  def __post_init__(self):
+    if not 0 <= self.index < self.count:
+      raise ValueError(f'part {self.index} of {self.count} does not exist')
+
+  @property
+  def whole(self) -> bool:
+    return self.count == 1
+
+  def take(self, leaf: np.ndarray) -> np.ndarray:
+    """This part of `leaf`, shaped `(num_chunks, chunk_size, ...)`.
+
+    Works on index grids as on data, and returns views where NumPy can.
+
+    Returns:
+      `(num_chunks, chunk_size // count, ...)`, or with `across_chunks`
+      `(1, num_chunks * chunk_size // count, ...)`.
+
+    Raises:
+      ValueError: `count` does not divide the rows to split.
+    """
+    if self.whole:
+      return leaf
+    if self.across_chunks:
+      leaf = np.reshape(leaf, (1, -1) + np.shape(leaf)[2:])
+    rows = np.shape(leaf)[1]
+    if rows % self.count:
+      raise ValueError(f'{rows} examples do not split into {self.count} '
+                       'equal parts, one per process')
+    size = rows // self.count
+    return leaf[:, self.index * size:(self.index + 1) * size]
+
+  def take_batch(self, batch: dict[str, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+    """`take` of every leaf of a chunked batch."""
+    return batch if self.whole else {k: self.take(v) for k, v in
+                                     batch.items()}
+
+  def positions(self, num_chunks: int, chunk_size: int) -> np.ndarray:
+    """The batch positions (`c * chunk_size + i`) of this part's examples,
+    shaped as `take` shapes data."""
+    return self.take(np.arange(num_chunks * chunk_size).reshape(
+        num_chunks, chunk_size))
+
+
+WHOLE = Part()  # The whole batch: a run of one process.
 
 
 def chunked(arrays: dict[str, np.ndarray],

@@ -169,9 +169,14 @@ class ImagenetDataset(base.Dataset):
     return ds.map(functools.partial(_eval_example, tf, self.preprocessing),
                   num_parallel_calls=tf.data.AUTOTUNE)
 
-  def train_batches(self, regime: base.BatchRegime,
-                    seed: int) -> Iterator[base.Batch]:
+  def train_batches(self, regime: base.BatchRegime, seed: int,
+                    part: chunks.Part = chunks.WHOLE
+                    ) -> Iterator[base.Batch]:
     """Endless shuffled, augmented batches of `regime.batch_size`.
+
+    Every process decodes the whole batch and keeps `part` of it: the
+    examples of a batch are those of one shuffled stream, whichever
+    process trains on them.
 
     Raises:
       ValueError: a full-batch regime.
@@ -188,7 +193,7 @@ class ImagenetDataset(base.Dataset):
     ds = ds.map(functools.partial(_train_example, tf, self.preprocessing,
                                   seed), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(regime.batch_size, drop_remainder=True).prefetch(2)
-    return (chunks.chunked(batch, regime.chunk_size)
+    return (part.take_batch(chunks.chunked(batch, regime.chunk_size))
             for batch in tfds.as_numpy(ds))
 
   def _materialise(self, split: str, size: int | None) -> dict[str, Any]:
@@ -202,12 +207,13 @@ class ImagenetDataset(base.Dataset):
                        f'has {len(arrays["targets"])}')
     return arrays
 
-  def fixed_batch(self, size: int, chunk_size: int) -> base.Batch:
+  def fixed_batch(self, size: int, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> base.Batch:
     """The first `size` training examples (file order), centre-cropped."""
     key = ('fixed', size)
     if key not in self._cache:
       self._cache[key] = self._materialise('train', size)
-    return chunks.chunked(self._cache[key], chunk_size)
+    return part.take_batch(chunks.chunked(self._cache[key], chunk_size))
 
   def _split_arrays(self, split: str) -> dict[str, np.ndarray]:
     if split not in SPLITS:
@@ -220,11 +226,12 @@ class ImagenetDataset(base.Dataset):
       self._cache[key] = arrays
     return self._cache[key]
 
-  def eval_arrays(self, split: str, chunk_size: int) -> base.Batch:
+  def eval_arrays(self, split: str, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> base.Batch:
     """A whole split in memory (uint8 images), zero-padded to whole chunks.
 
     50,000 validation images take 7.5 GB; they are decoded once and cached.
     """
-    return chunks.chunked(
+    return part.take_batch(chunks.chunked(
         chunks.padded_rows(self._split_arrays(split), chunk_size),
-        chunk_size)
+        chunk_size))

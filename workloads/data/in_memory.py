@@ -5,7 +5,9 @@ standard deviation of the whole train split, and kept as float32; labels are
 int32. Batches are dicts of NumPy arrays with a leading chunk axis, as
 `workloads.base` describes. The only per-step host work is the minibatch
 gather (and the optional augmentation); full-batch training yields one
-prebuilt batch forever.
+prebuilt batch forever. A process given a `chunks.Part` gathers only that
+part of each batch; the data order and the augmentation's draws are the
+whole batch's, so every example is the same however many processes load.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from workloads import base
 from workloads import chunks
 from workloads.data import sources
 
-# (rng, images (N, H, W, C)) -> augmented images of the same shape and dtype.
-Augment = Callable[[np.random.Generator, np.ndarray], np.ndarray]
+# (rng, images (N, H, W, C), positions, batch_size) -> augmented images of
+# the same shape and dtype: the images are the examples at `positions` of a
+# batch of `batch_size`, and take those examples' draws (`cifar_augment`).
+Augment = Callable[[np.random.Generator, np.ndarray, np.ndarray, int],
+                   np.ndarray]
 
 _STATS_CHUNK = 8192  # Images per step when computing the channel statistics.
 
@@ -58,7 +63,9 @@ class Normalization:
     return (images.astype(np.float32) - self.mean) / self.std
 
 
-def cifar_augment(rng: np.random.Generator, images: np.ndarray, *,
+def cifar_augment(rng: np.random.Generator, images: np.ndarray,
+                  positions: np.ndarray | None = None,
+                  batch_size: int | None = None, *,
                   padding: int = 4) -> np.ndarray:
   """Random crop from zero padding and random horizontal flip, per image.
 
@@ -69,17 +76,25 @@ def cifar_augment(rng: np.random.Generator, images: np.ndarray, *,
   Args:
     rng: source of the offsets and flips.
     images: `(N, H, W, C)`, any dtype.
+    positions: the images' places in a batch of `batch_size`, or None when
+      they are the whole batch. The draws are made for the whole batch and
+      each image takes its own, so a part of a batch is augmented as the
+      same images are in the whole.
+    batch_size: the whole batch's size; needed with `positions`.
     padding: zero pixels added on each side before cropping.
 
   Returns:
     Augmented images, same shape and dtype.
   """
   n, h, w = images.shape[:3]
+  drawn = n if positions is None else batch_size
   padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding),
                            (0, 0)))
-  dy = rng.integers(0, 2 * padding + 1, size=n)
-  dx = rng.integers(0, 2 * padding + 1, size=n)
-  flip = rng.random(n) < 0.5
+  dy = rng.integers(0, 2 * padding + 1, size=drawn)
+  dx = rng.integers(0, 2 * padding + 1, size=drawn)
+  flip = rng.random(drawn) < 0.5
+  if positions is not None:
+    dy, dx, flip = dy[positions], dx[positions], flip[positions]
   rows = dy[:, None] + np.arange(h)
   cols = np.where(flip[:, None], np.arange(w)[::-1], np.arange(w)) + dx[:, None]
   return padded[np.arange(n)[:, None, None], rows[:, :, None],
@@ -141,20 +156,25 @@ class InMemoryDataset(base.Dataset):
   def eval_splits(self) -> tuple[str, ...]:
     return sources.SPLITS
 
-  def _prefix(self, size: int, chunk_size: int) -> dict[str, np.ndarray]:
-    """The first `size` training examples, chunked (views, no copies)."""
+  def _prefix(self, size: int, chunk_size: int,
+              part: chunks.Part) -> dict[str, np.ndarray]:
+    """`part` of the first `size` training examples, chunked (views, no
+    copies)."""
     if size % chunk_size:
       raise ValueError(f'chunk_size {chunk_size} must divide {size}')
     train = self._splits['train']
-    return chunks.chunked({k: v[:size] for k, v in train.items()}, chunk_size)
+    return part.take_batch(
+        chunks.chunked({k: v[:size] for k, v in train.items()}, chunk_size))
 
-  def train_batches(self, regime: base.BatchRegime,
-                    seed: int) -> Iterator[base.Batch]:
+  def train_batches(self, regime: base.BatchRegime, seed: int,
+                    part: chunks.Part = chunks.WHOLE
+                    ) -> Iterator[base.Batch]:
     """Infinite training batches; see `workloads.base.BatchRegime`.
 
     Full batch: the same (read-only) dict object every step. Minibatch: each
     epoch a permutation of the pool, `batch_size` examples per step, the
-    remainder dropped; reproducible for a given seed.
+    remainder dropped; reproducible for a given seed. Only `part` of each
+    batch is gathered.
 
     Raises:
       ValueError: the regime's train_size differs from this dataset's, or
@@ -167,28 +187,34 @@ class InMemoryDataset(base.Dataset):
           "regime's train_size so 'train' evaluation covers the pool")
     if regime.full_batch:
       return itertools.repeat(self._prefix(regime.train_size,
-                                           regime.chunk_size))
+                                           regime.chunk_size, part))
     if regime.batch_size > regime.train_size:
       raise ValueError(f'batch_size {regime.batch_size} exceeds train_size '
                        f'{regime.train_size}')
-    return self._minibatches(regime, seed)
+    return self._minibatches(regime, seed, part)
 
-  def _minibatches(self, regime: base.BatchRegime,
-                   seed: int) -> Iterator[base.Batch]:
+  def _minibatches(self, regime: base.BatchRegime, seed: int,
+                   part: chunks.Part) -> Iterator[base.Batch]:
     order_rng, augment_rng = np.random.default_rng(seed).spawn(2)
     inputs, targets = (self._splits['train'][k] for k in ('inputs', 'targets'))
     steps = regime.train_size // regime.batch_size
+    grid = part.positions(regime.num_chunks, regime.chunk_size)
+    positions = grid.reshape(-1)
     while True:
       order = order_rng.permutation(regime.train_size)
       for step in range(steps):
         idx = order[step * regime.batch_size:(step + 1) * regime.batch_size]
+        idx = idx[positions]
         batch_inputs = inputs[idx]
         if self.augment is not None:
-          batch_inputs = self.augment(augment_rng, batch_inputs)
-        yield chunks.chunked({'inputs': batch_inputs,
-                              'targets': targets[idx]}, regime.chunk_size)
+          batch_inputs = self.augment(augment_rng, batch_inputs, positions,
+                                      regime.batch_size)
+        yield {'inputs': batch_inputs.reshape(grid.shape +
+                                              batch_inputs.shape[1:]),
+               'targets': targets[idx].reshape(grid.shape)}
 
-  def fixed_batch(self, size: int, chunk_size: int) -> base.Batch:
+  def fixed_batch(self, size: int, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> base.Batch:
     """The first `size` examples of the training pool, unaugmented, chunked.
 
     Raises:
@@ -198,7 +224,7 @@ class InMemoryDataset(base.Dataset):
     if not 0 < size <= self.train_size:
       raise ValueError(f'fixed batch size {size} must be in [1, '
                        f'{self.train_size}] (the train_size)')
-    return self._prefix(size, chunk_size)
+    return self._prefix(size, chunk_size, part)
 
   def _split(self, split: str) -> dict[str, np.ndarray]:
     if split not in self._splits:
@@ -206,12 +232,14 @@ class InMemoryDataset(base.Dataset):
                        f'{self.eval_splits}')
     return self._splits[split]
 
-  def eval_arrays(self, split: str, chunk_size: int) -> base.Batch:
+  def eval_arrays(self, split: str, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> base.Batch:
     """A whole split as one padded, chunked dict (for one jitted `lax.map`).
 
     Leaves are shaped `(num_chunks, chunk_size, ...)`: `inputs`, `targets`
     and float32 `weights`, 1 for real examples and 0 for the zero padding
-    that fills the last chunk. Cached per (split, chunk_size); read-only.
+    that fills the last chunk. Cached per (split, chunk_size); read-only;
+    `part` of it is a view.
 
     Raises:
       ValueError: unknown split or non-positive chunk_size.
@@ -226,4 +254,4 @@ class InMemoryDataset(base.Dataset):
       self._eval_cache[key] = {
           k: _read_only(v)
           for k, v in chunks.chunked(leaves, chunk_size).items()}
-    return self._eval_cache[key]
+    return part.take_batch(self._eval_cache[key])

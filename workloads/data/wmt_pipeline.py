@@ -217,10 +217,12 @@ class WmtDataset(base.Dataset):
       yield from ((s, t) for s, t in zip(sources, targets)
                   if len(s) <= max_len and len(t) <= max_len)
 
-  def train_batches(self, regime: base.BatchRegime,
-                    seed: int) -> Iterator[base.Batch]:
+  def train_batches(self, regime: base.BatchRegime, seed: int,
+                    part: chunks.Part = chunks.WHOLE
+                    ) -> Iterator[base.Batch]:
     """Endless batches of `regime.batch_size` packed rows, reshuffled from
     files and a buffer of `shuffle_buffer` pairs, reproducible per seed.
+    Every process packs the whole batch and keeps `part` of it.
 
     Raises:
       ValueError: a full-batch regime (5.9M pairs do not fit).
@@ -234,9 +236,11 @@ class WmtDataset(base.Dataset):
                      self.config.max_len)
     while True:
       batch = list(itertools.islice(rows, regime.batch_size))
-      yield chunks.chunked(_stack(batch), regime.chunk_size)
+      yield part.take_batch(chunks.chunked(_stack(batch),
+                                           regime.chunk_size))
 
-  def fixed_batch(self, size: int, chunk_size: int) -> base.Batch:
+  def fixed_batch(self, size: int, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> base.Batch:
     """The first `size` packed rows of the training data, in file order.
 
     Raises:
@@ -251,7 +255,7 @@ class WmtDataset(base.Dataset):
         raise ValueError(f'asked for {size} packed rows, the training data '
                          f'has {len(rows)}')
       self._fixed[size] = _stack(rows)
-    return chunks.chunked(self._fixed[size], chunk_size)
+    return part.take_batch(chunks.chunked(self._fixed[size], chunk_size))
 
   def _split(self, split: str) -> tuple[dict[str, np.ndarray], list[str]]:
     """A split's padded token arrays and its reference texts, cached."""
@@ -280,11 +284,13 @@ class WmtDataset(base.Dataset):
       out[i, :min(len(ids), max_len)] = ids[:max_len]
     return out
 
-  def eval_arrays(self, split: str, chunk_size: int) -> base.Batch:
+  def eval_arrays(self, split: str, chunk_size: int,
+                  part: chunks.Part = chunks.WHOLE) -> base.Batch:
     """One pair per row, `(num_chunks, chunk_size, max_len)`; whole padding
     rows (weights 0) fill the last chunk."""
     arrays, _ = self._split(split)
-    return chunks.chunked(chunks.padded_rows(arrays, chunk_size), chunk_size)
+    return part.take_batch(
+        chunks.chunked(chunks.padded_rows(arrays, chunk_size), chunk_size))
 
   def references(self, split: str) -> list[str]:
     """The target-language texts of a split, in row order."""
