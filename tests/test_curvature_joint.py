@@ -117,11 +117,27 @@ def test_joint_program_does_not_grow_with_iterations():
   def count(m):
     probe = curvature.make_sharpness_fn(tanh_mlp_loss, num_iterations=m,
                                         tol=1e-3)
-    jaxpr = jax.make_jaxpr(probe.jitted_joint)(params, batch, diag,
-                                               (None, None), None, ())
-    return _count_equations(jaxpr.jaxpr)
+    traced = probe.jitted_joint.trace(params, batch, diag, (None, None),
+                                      None, ())
+    return _count_equations(traced.jaxpr.jaxpr)
 
   assert count(10) == count(35)
+
+
+def test_probes_called_inside_a_trace_give_what_they_give_from_the_host():
+  """On a CPU the probe's program takes compiler options, which only a call
+  from the host may pass; inside another jit the probe compiles without."""
+  params = _mlp_params(jnp.float32)
+  batch = _chunked(_mlp_data(jnp.float32), 1)
+  diag = _random_diagonal(params)
+  probe = curvature.make_sharpness_fn(tanh_mlp_loss, num_iterations=12)
+  host = probe.joint(params, batch, diag)
+  inside = jax.jit(lambda p: probe.joint(p, batch, diag))(params)
+  one_shot = jax.jit(lambda p: curvature.sharpness(
+      tanh_mlp_loss, p, batch=batch, num_iterations=12).eigenvalues)(params)
+  for a, b in zip(host, inside):
+    np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-5)
+  np.testing.assert_allclose(one_shot, host.raw.eigenvalues, rtol=1e-5)
 
 
 def test_joint_and_block_refusals():

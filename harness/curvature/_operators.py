@@ -192,7 +192,10 @@ def validate_diagonal(diagonal: Params, params: Params) -> None:
   if not concrete:
     return
   # One compiled reduction, one small transfer: bad entries per leaf.
-  counts = jax.device_get(_bad_entry_counts([d for _, d in concrete]))
+  counts = _bad_entry_counts([d for _, d in concrete])
+  if isinstance(counts, jax.core.Tracer):  # Called inside another trace.
+    return
+  counts = jax.device_get(counts)
   for (path, d), count in zip(concrete, counts):
     if count:
       name = jax.tree_util.keystr(path) or '<root>'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -175,12 +176,34 @@ def _sharpness(loss_fn: LossFn, config: _Config, params: Params,
   return tuple(results)
 
 
-# One jitted function for every `sharpness` call: the loss function and the
-# settings are static arguments, so jit's cache keys a compilation on them
-# (the loss by identity) and on the arguments' shapes, dtypes and
-# shardings. A repeated call with the same loss, settings and shapes
-# compiles nothing; a different loss or shape never reuses a compilation.
-_sharpness_jitted = jax.jit(_sharpness, static_argnums=(0, 1))
+def _compiler_options(top_level: bool) -> dict[str, Any] | None:
+  """XLA options for the probe's program, which only a call from the host
+  (not inside another trace) may pass.
+
+  On a CPU, XLA's fusion emitters compile each of the probe's hundred or so
+  small fusions separately; without them the program compiled in 1.65 s
+  instead of 2.5 s and ran as fast (BENCHMARKS.md, compile option).
+  """
+  if top_level and jax.default_backend() == 'cpu':
+    return {'xla_cpu_use_fusion_emitters': False}
+  return None
+
+
+def _from_host(tree: Any) -> bool:
+  """Whether a call with `tree` comes from the host, not from a trace."""
+  return not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(tree))
+
+
+@functools.cache
+def _one_shot(top_level: bool) -> Any:
+  """One jitted function for every `sharpness` call (one for calls inside
+  another trace): the loss function and the settings are static arguments,
+  so jit's cache keys a compilation on them (the loss by identity) and on
+  the arguments' shapes, dtypes and shardings. A repeated call with the
+  same loss, settings and shapes compiles nothing; a different loss or
+  shape never reuses a compilation."""
+  return jax.jit(_sharpness, static_argnums=(0, 1),
+                 compiler_options=_compiler_options(top_level))
 
 
 class SharpnessFn:
@@ -206,8 +229,11 @@ class SharpnessFn:
           loss_fn, config, params, batch, (None, preconditioner),
           tuple(init_vectors), key, loss_args))
 
-    self.jitted = jax.jit(single)
-    self.jitted_joint = jax.jit(joint)
+    options = _compiler_options(top_level=True)
+    self.jitted = jax.jit(single, compiler_options=options)
+    self.jitted_joint = jax.jit(joint, compiler_options=options)
+    # Inside another trace a jit takes no compiler options.
+    self._nested = jax.jit(single), jax.jit(joint)
 
   def _checked(self, preconditioner: Any, params: Params) -> Any:
     preconditioner = _operators.as_preconditioner(preconditioner)
@@ -244,7 +270,8 @@ class SharpnessFn:
       ValueError: if the preconditioner does not match params or has entries
         that are not finite and > 0 (checked on the host when `validate`).
     """
-    return self.jitted(params, batch, self._checked(preconditioner, params),
+    jitted = self.jitted if _from_host(params) else self._nested[0]
+    return jitted(params, batch, self._checked(preconditioner, params),
                        init_vectors, key, tuple(loss_args))
 
   def joint(self, params: Params, batch: Batch, preconditioner: Any,
@@ -280,8 +307,9 @@ class SharpnessFn:
     if self._config.block:
       raise ValueError('joint advances two single-vector recurrences; make '
                        'the probe with method="single" or "auto"')
-    return self.jitted_joint(params, batch, preconditioner,
-                             tuple(init_vectors), key, tuple(loss_args))
+    jitted = self.jitted_joint if _from_host(params) else self._nested[1]
+    return jitted(params, batch, preconditioner, tuple(init_vectors), key,
+                  tuple(loss_args))
 
   def initial_vectors(self, params: Params) -> Params:
     """Zero warm-start vectors shaped like a result's `eigenvectors`."""
@@ -443,8 +471,9 @@ def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
   preconditioner = _operators.as_preconditioner(preconditioner)
   if preconditioner is not None:
     preconditioner.validate(params)
-  return _sharpness_jitted(loss_fn, config, params, batch, (preconditioner,),
-                           (init_vectors,), None, tuple(loss_args))[0]
+  one_shot = _one_shot(_from_host(params))
+  return one_shot(loss_fn, config, params, batch, (preconditioner,),
+                  (init_vectors,), None, tuple(loss_args))[0]
 
 
 def joint_sharpness(loss_fn: LossFn, params: Params, preconditioner: Any, *,
@@ -492,6 +521,6 @@ def joint_sharpness(loss_fn: LossFn, params: Params, preconditioner: Any, *,
     raise ValueError('joint_sharpness needs a preconditioner; use sharpness '
                      'for H alone')
   preconditioner.validate(params)
-  return JointSharpness(*_sharpness_jitted(
+  return JointSharpness(*_one_shot(_from_host(params))(
       loss_fn, config, params, batch, (None, preconditioner),
       tuple(init_vectors), None, tuple(loss_args)))
