@@ -157,9 +157,8 @@ def block_lanczos(batched: Callable[[jax.Array], jax.Array], v0: jax.Array,
   else:
     def block(carry):
       state, _, _ = carry
-      state = lax.fori_loop(
-          0, check_every,
-          lambda _, s: lax.cond(s.size < m, step, lambda s: s, s), state)
+      state = _lanczos._steps(step, lambda s: s.size < m, check_every,
+                              state)
       ritz = _ritz(state, k)
       done = jnp.all(ritz.residuals <= tol * jnp.abs(ritz.theta))
       return state, ritz, done

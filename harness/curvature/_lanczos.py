@@ -11,13 +11,14 @@ stops on its own residual; a stopped problem takes no more products.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence, TypeVar
 
 import jax
 from jax import lax
 import jax.numpy as jnp
 
 _HIGHEST = lax.Precision.HIGHEST
+_S = TypeVar('_S')
 # Reported `converged` uses this tolerance when no early stopping is asked for.
 DEFAULT_REPORT_TOL = 1e-3
 
@@ -71,8 +72,23 @@ def _num_blocks(num_rows: int) -> int:
 
 
 def _rows(basis: jax.Array, i: jax.Array) -> jax.Array:
-  """Row i[b] of each problem's basis: (B, n)."""
-  return jax.vmap(lambda rows, i: rows[i // BLOCK, i % BLOCK])(basis, i)
+  """Row i[b] of each problem's basis: (B, n). Slices, not a gather: a
+  problem at a time (B is small), so XLA reads only the rows."""
+  return jnp.stack([
+      lax.dynamic_index_in_dim(
+          lax.dynamic_index_in_dim(basis[b], i[b] // BLOCK, keepdims=False),
+          i[b] % BLOCK, keepdims=False) for b in range(basis.shape[0])])
+
+
+def _set_rows(basis: jax.Array, i: jax.Array, rows: jax.Array) -> jax.Array:
+  """The basis with row i[b] of problem b set to rows[b], in place (an
+  update slice a problem, where a scatter would copy the basis)."""
+  zero = jnp.zeros((), i.dtype)
+  for b in range(basis.shape[0]):
+    basis = lax.dynamic_update_slice(
+        basis, rows[b][None, None, None],
+        (zero + b, i[b] // BLOCK, i[b] % BLOCK, zero))
+  return basis
 
 
 def _sum_squares(w: jax.Array) -> jax.Array:
@@ -183,9 +199,10 @@ def _next_rows(basis: jax.Array, w: jax.Array, last_row: jax.Array,
     broke = redo & ~(norm > norm_floor)  # Also catches NaN.
     beta = jnp.where(broke, 0, beta)
     w = jnp.where(redo[:, None], fresh, w)
-    restart = _hash_vectors(seed, salt * _ATTEMPTS + attempt, w.shape[-1],
-                            w.dtype)
-    w = jnp.where(broke[:, None], restart, w)
+    w = lax.cond(jnp.any(broke), lambda w: jnp.where(
+        broke[:, None], _hash_vectors(seed, salt * _ATTEMPTS + attempt,
+                                      w.shape[-1], w.dtype), w),
+                 lambda w: w, w)
     return w, beta, broke, attempt + 1
 
   w, beta, _, _ = lax.while_loop(
@@ -219,8 +236,7 @@ def _step(products: Products, seed: jax.Array, breakdown_tol: float, m: int,
       active.reshape(active.shape + (1,) * (new.ndim - 1)), new, old)
   problem = jnp.arange(w.shape[0])
   row = (j + 1) % (basis.shape[1] * BLOCK)
-  basis = basis.at[problem, row // BLOCK, row % BLOCK].set(
-      keep(v_next, _rows(basis, row)))
+  basis = _set_rows(basis, row, keep(v_next, _rows(basis, row)))
   column = jnp.minimum(j, m - 1)
   alphas = alphas.at[problem, column].set(keep(alpha, alphas[problem,
                                                                column]))
@@ -296,6 +312,23 @@ def start_vectors(inits: Sequence[jax.Array | None], seed: jax.Array,
   return jnp.where((norm > jnp.sqrt(jnp.finfo(dtype).eps))[:, None], v, rand)
 
 
+def _steps(step: Callable[[_S], _S], running: Callable[[_S], jax.Array],
+           count: int, state: _S) -> _S:
+  """Up to `count` steps while `running(state)`; a while loop, so the state
+  (the basis above all) stays in place rather than passing through a
+  conditional at every step."""
+
+  def more(carry):
+    i, state = carry
+    return (i < count) & running(state)
+
+  def one(carry):
+    i, state = carry
+    return i + 1, step(state)
+
+  return lax.while_loop(more, one, (jnp.asarray(0, jnp.int32), state))[1]
+
+
 def lanczos_stacked(products: Products, v0: jax.Array, seed: jax.Array, *,
                     num_iterations: int, k: int, tol: float | None,
                     check_every: int, return_vectors: bool,
@@ -327,9 +360,7 @@ def lanczos_stacked(products: Products, v0: jax.Array, seed: jax.Array, *,
 
     def block(carry):
       state, _ = carry
-      state = lax.fori_loop(
-          0, check_every,
-          lambda _, s: lax.cond(running(s), step, lambda s: s, s), state)
+      state = _steps(step, running, check_every, state)
       ritz = _stacked_ritz(state, k)
       converged = (state.size >= k) & jnp.all(
           ritz.residuals <= tol * jnp.abs(ritz.theta), axis=1)
