@@ -59,6 +59,39 @@ def test_stacked_problems_stop_apart_and_match_each_alone():
   assert easy < hard < 60
 
 
+@pytest.mark.parametrize('batch_products', [True, False])
+def test_stacked_products_are_each_problem_s_own(batch_products):
+  """Every running problem gets its own product, batched or not, whichever
+  others have stopped; a stopped problem's row is zero."""
+  params = _mlp_params(jnp.float32)
+  batch = _chunked(_mlp_data(jnp.float32), 1)
+  diags = [curvature.as_preconditioner(_random_diagonal(params, seed))
+           for seed in (2, 3)]
+  preconditioners = [None, *diags]
+  dim = ravel_pytree(params)[0].size
+  vectors = jnp.asarray(np.random.default_rng(0).normal(size=(3, dim)),
+                        jnp.float32)
+
+  @jax.jit
+  def run(vectors, active):
+    return curvature.hessian_operators(
+        tanh_mlp_loss, params, preconditioners, batch=batch,
+        batch_products=batch_products).products(vectors, active)
+
+  want = jnp.stack([
+      jax.jit(lambda v, p=p: curvature.hessian_operator(
+          tanh_mlp_loss, params, batch=batch, preconditioner=p).matvec(v))(v)
+      for p, v in zip(preconditioners, vectors)])
+  for active in ([True, True, True], [True, False, True], [False, True,
+                                                           False]):
+    got = run(vectors, jnp.asarray(active))
+    for b, running in enumerate(active):
+      if running:
+        np.testing.assert_allclose(got[b], want[b], rtol=2e-5, atol=1e-6)
+      else:
+        np.testing.assert_array_equal(got[b], 0.0)
+
+
 def test_joint_matches_dense_spectra(mlp64):
   with jax.enable_x64(True):
     both = curvature.joint_sharpness(

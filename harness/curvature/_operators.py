@@ -235,9 +235,8 @@ class StackedOperators(NamedTuple):
   gradient; `products` applies them to a stack of flat vectors at once.
 
   Attributes:
-    products: (vectors (B, dim), active (B,) bool) -> (B, dim). All active:
-      one batched product over the stacked tangents; otherwise one product
-      per active problem, and zeros in the rows of the others.
+    products: (vectors (B, dim), active (B,) bool) -> (B, dim): the
+      products of the active problems, zeros in the rows of the others.
     batched: vectors (B, dim) -> (B, dim), the batched product of all.
     dim: number of parameters.
     unravel: flat vector -> params-shaped pytree.
@@ -290,11 +289,11 @@ def hessian_operators(loss_fn: LossFn, params: Params,
   once for all the stacked tangents.
 
   `products` either batches (one call on the stacked tangents while every
-  problem runs, single products once some have stopped: two copies of the
-  tangent map in the program) or takes the active problems' products one
-  after another in a loop (one copy, no batching), which is as fast where a
-  batched product costs what its single products cost, as on a CPU, and
-  compiles faster (BENCHMARKS.md).
+  problem runs, the running problems' products one after another once some
+  have stopped: two copies of the tangent map in the program) or always
+  takes them one after another in a loop (one copy, no batching), which is
+  as fast where a batched product costs what its single products cost, as
+  on a CPU, and compiles faster (BENCHMARKS.md).
 
   Args:
     loss_fn: as in `loss_and_grad`.
@@ -322,13 +321,6 @@ def hessian_operators(loss_fn: LossFn, params: Params,
   out_of = [lambda t, s=s: ravel_pytree(s(t))[0].astype(dtype)
             for s in scales]
 
-  def one(vectors, active):
-    # The first active problem's product (the only one, for two problems).
-    i = jnp.argmax(active)
-    tangent = lax.switch(i, into, vectors[i])
-    product = lax.switch(i, out_of, tree_hvp(tangent))
-    return jnp.zeros_like(vectors).at[i].set(product)
-
   def batched(vectors):
     tangents = jax.tree.map(lambda *t: jnp.stack(t),
                             *[f(v) for f, v in zip(into, vectors)])
@@ -351,8 +343,8 @@ def hessian_operators(loss_fn: LossFn, params: Params,
       return out_of[0](tree_hvp(into[0](vectors[0])))[None]
     if not batch_products:
       return one_by_one(vectors, active)
-    return lax.cond(jnp.all(active), lambda v, _: batched(v), one, vectors,
-                    active)
+    return lax.cond(jnp.all(active), lambda v, _: batched(v), one_by_one,
+                    vectors, active)
 
   return StackedOperators(products, batched, flat_params.size, unravel, loss,
                           grad)
