@@ -23,7 +23,7 @@ submission in both times.
 A compilation that JAX's persistent compilation cache serves
 (`harness.compilation_cache`) is charged as if it had run: the cache keeps
 each program's compile time, and every submission-time reading adds the
-seconds a hit saved (`charged_now`). A run's scored time is then the same
+seconds the hits saved (`charged_now`). A run's scored time is then the same
 whether its programs were compiled before or not, and no trial's score
 depends on which ran first.
 """
@@ -36,41 +36,30 @@ from typing import Any
 import jax
 import jax.monitoring
 
+from harness import compilation_cache
+
 # jax's event for one XLA backend compilation (jax._src.dispatch), whether
-# compiled or read from the persistent cache; and, for a cache hit, the
-# compile time the hit saved (jax._src.compiler).
+# compiled or read from the persistent cache.
 _COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
-_CACHE_SAVED_EVENT = '/jax/compilation_cache/compile_time_saved_sec'
 
 
 class _CompileCounter:
-  """Counts XLA compilations in this process, and the compile seconds the
-  persistent cache saved, from the first reading on."""
+  """Counts XLA compilations in this process from the first reading on."""
 
   def __init__(self):
     self._count = 0
-    self._saved_s = 0.0
     self._listening = False
 
   def _on_event(self, event: str, duration_s: float, **kwargs) -> None:
-    del kwargs
+    del duration_s, kwargs
     if event == _COMPILE_EVENT:
       self._count += 1
-    elif event == _CACHE_SAVED_EVENT:
-      self._saved_s += duration_s
 
-  def _listen(self) -> None:
+  def count(self) -> int:
     if not self._listening:
       jax.monitoring.register_event_duration_secs_listener(self._on_event)
       self._listening = True
-
-  def count(self) -> int:
-    self._listen()
     return self._count
-
-  def saved_s(self) -> float:
-    self._listen()
-    return self._saved_s
 
 
 _COMPILES = _CompileCounter()
@@ -81,7 +70,7 @@ def charged_now() -> float:
   seconds the persistent cache has saved so far. The difference of two
   readings is the wall time between them with every compilation charged
   as if it had run."""
-  return time.perf_counter() + _COMPILES.saved_s()
+  return time.perf_counter() + compilation_cache.seconds_saved()
 
 
 class SubmissionClock:

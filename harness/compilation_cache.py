@@ -13,17 +13,22 @@ run of the demo or of a suite compiles nothing it compiled before. Where:
 Processes the entry point starts (a suite's trials) inherit the setting
 through JAX's own environment variables. Scored times do not depend on the
 cache: a compilation it serves is charged at the compile time it saved
-(`harness.clock.charged_now`). Library calls (`runner.train`,
-`curvature.sharpness`) leave JAX's configuration as the caller set it.
+(`seconds_saved`, read by `harness.clock.charged_now`). Library calls
+(`runner.train`, `curvature.sharpness`) leave JAX's configuration as the
+caller set it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pathlib
+import threading
+from typing import Any, Callable
 
 from absl import flags
 import jax
+import jax.monitoring
 
 from harness import cli
 
@@ -77,6 +82,7 @@ def enable(directory: pathlib.Path | None) -> None:
     jax.config.update('jax_compilation_cache_dir', None)
     return
   directory.mkdir(parents=True, exist_ok=True)
+  _SAVINGS.install()  # Before the first compilation it should time.
   os.environ[ENVIRONMENT_VARIABLE] = str(directory)
   os.environ['JAX_COMPILATION_CACHE_DIR'] = str(directory)
   jax.config.update('jax_compilation_cache_dir', str(directory))
@@ -96,3 +102,93 @@ def enable_from_flags(program: str) -> pathlib.Path | None:
     cli.fail(program, f'--compilation_cache: cannot use {directory} ({e}); '
              f'give a writable directory, or --compilation_cache={OFF}')
   return directory
+
+
+# A cache hit reports the compile time it saved, as JAX's event
+# (jax._src.compiler): the entry's compile time less the time the read took.
+_SAVED_EVENT = '/jax/compilation_cache/compile_time_saved_sec'
+# JAX keeps an entry's compile time in whole seconds (`int(seconds)`), too
+# coarse to charge: a program that compiled in 0.9 s would be charged
+# nothing. Beside each entry JAX writes, this file keeps the time to the
+# microsecond, and a hit adds back the fraction JAX dropped.
+_SECONDS_SUFFIX = '-compile-seconds'
+
+
+class _Savings:
+  """The compile seconds the persistent cache saved in this process.
+
+  Counts from the first call of `seconds` or `install` on. The exact times
+  come through two of JAX's private functions (`_cache_write`,
+  `log_persistent_cache_hit` in `jax._src.compiler`), wrapped; where a JAX
+  release lacks them, or an entry has no file of ours, a hit counts at
+  JAX's whole seconds.
+  """
+
+  def __init__(self):
+    self._seconds = 0.0
+    self._dropped = threading.local()  # For the hit this thread is reading.
+    self._lock = threading.Lock()
+    self._installed = False
+
+  def seconds(self) -> float:
+    self.install()
+    return self._seconds
+
+  def install(self) -> None:
+    with self._lock:
+      if self._installed:
+        return
+      jax.monitoring.register_event_duration_secs_listener(self._on_event)
+      compiler = importlib.import_module('jax._src.compiler')
+      write = getattr(compiler, '_cache_write', None)
+      hit = getattr(compiler, 'log_persistent_cache_hit', None)
+      if callable(write) and callable(hit):
+        compiler._cache_write = self._after_write(write)
+        compiler.log_persistent_cache_hit = self._after_hit(hit)
+      self._installed = True
+
+  def _on_event(self, event: str, duration_s: float, **kwargs) -> None:
+    del kwargs
+    if event == _SAVED_EVENT:
+      self._seconds += duration_s + getattr(self._dropped, 'seconds', 0.0)
+      self._dropped.seconds = 0.0
+
+  def _after_write(self, write: Callable[..., Any]) -> Callable[..., Any]:
+    def cache_write(cache_key, compile_time_secs, *args, **kwargs):
+      write(cache_key, compile_time_secs, *args, **kwargs)
+      directory = _local_directory()
+      if directory and (directory / f'{cache_key}-cache').exists():
+        seconds_file = directory / f'{cache_key}{_SECONDS_SUFFIX}'
+        partial = seconds_file.with_name(
+            f'{seconds_file.name}.{os.getpid()}.tmp')
+        partial.write_text(repr(float(compile_time_secs)))
+        partial.replace(seconds_file)  # Whole or absent for a reader.
+    return cache_write
+
+  def _after_hit(self, hit: Callable[..., Any]) -> Callable[..., Any]:
+    def log_persistent_cache_hit(module_name, cache_key, *args, **kwargs):
+      hit(module_name, cache_key, *args, **kwargs)
+      directory = _local_directory()
+      try:
+        exact = float((directory / f'{cache_key}{_SECONDS_SUFFIX}')
+                      .read_text())
+      except (TypeError, OSError, ValueError):
+        return  # No exact time: JAX's whole seconds.
+      self._dropped.seconds = exact - int(exact)
+    return log_persistent_cache_hit
+
+
+def _local_directory() -> pathlib.Path | None:
+  value = jax.config.jax_compilation_cache_dir
+  if not value or '://' in value:
+    return None
+  return pathlib.Path(value)
+
+
+_SAVINGS = _Savings()
+
+
+def seconds_saved() -> float:
+  """Compile seconds that cache hits have saved in this process so far, to
+  the precision of the compile each hit replaced (see `_Savings`)."""
+  return _SAVINGS.seconds()
