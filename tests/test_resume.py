@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from harness import compilation_cache
 from harness import records
 from tests import commands
 
@@ -42,13 +43,11 @@ def _command(experiment_dir: pathlib.Path, *flags: str) -> list[str]:
 
 
 def _env(devices: int, cache: pathlib.Path) -> dict[str, str]:
-  # JAX's persistent compilation cache, shared by the launches of one test:
-  # a relaunch loads the executables the reference run compiled (the same
-  # code, so the same numbers) instead of compiling them again.
+  # The runner's persistent compilation cache, shared by the launches of one
+  # test: a relaunch loads the executables the reference run compiled (the
+  # same code, so the same numbers) instead of compiling them again.
   return commands.forced_devices(
-      devices, JAX_COMPILATION_CACHE_DIR=str(cache),
-      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
-      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0')
+      devices, **{compilation_cache.ENVIRONMENT_VARIABLE: str(cache)})
 
 
 def _run_dir(experiment_dir: pathlib.Path) -> pathlib.Path:
@@ -136,7 +135,10 @@ def _assert_same_records(resumed: pathlib.Path, reference: pathlib.Path):
   assert not records.read_run(resumed).warnings
 
 
-@pytest.mark.parametrize('devices,kills', [(1, 10), (2, 3)])
+# Ten kills on one device take as long as the rest of this file: selected with
+# -m slow, beside fifty kills; three on two devices run by default.
+@pytest.mark.parametrize('devices,kills', [
+    pytest.param(1, 10, marks=pytest.mark.slow), (2, 3)])
 def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, devices,
                                                       kills):
   reference = _reference(tmp_path / 'reference', devices)
