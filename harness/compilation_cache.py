@@ -161,8 +161,11 @@ class _Savings:
         seconds_file = directory / f'{cache_key}{_SECONDS_SUFFIX}'
         partial = seconds_file.with_name(
             f'{seconds_file.name}.{os.getpid()}.tmp')
-        partial.write_text(repr(float(compile_time_secs)))
-        partial.replace(seconds_file)  # Whole or absent for a reader.
+        try:
+          partial.write_text(repr(float(compile_time_secs)))
+          partial.replace(seconds_file)  # Whole or absent for a reader.
+        except OSError:
+          pass  # As JAX's own write: a cache that fails costs no run.
     return cache_write
 
   def _after_hit(self, hit: Callable[..., Any]) -> Callable[..., Any]:
