@@ -131,7 +131,8 @@ class _Savings:
     self._installed = False
 
   def seconds(self) -> float:
-    self.install()
+    if not self._installed:  # Read at every clock reading: no lock after.
+      self.install()
     return self._seconds
 
   def install(self) -> None:
