@@ -39,7 +39,7 @@ from harness.curvature._operators import hvp
 from harness.curvature._operators import loss_and_grad
 from harness.curvature._operators import validate_diagonal
 from harness.curvature._sharpness import JointSharpness
-from harness.curvature._sharpness import LanczosMethod
+from harness.curvature._settings import LanczosMethod
 from harness.curvature._sharpness import SharpnessFn
 from harness.curvature._sharpness import SharpnessResult
 from harness.curvature._sharpness import joint_sharpness

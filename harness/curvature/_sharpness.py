@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import functools
 from typing import Any, NamedTuple, Sequence
 
@@ -15,27 +13,9 @@ import optax
 from harness.curvature import _block_lanczos
 from harness.curvature import _lanczos
 from harness.curvature import _operators
+from harness.curvature import _settings
 from harness.curvature._operators import Batch, HvpMode, LossFn, Params
-
-
-class LanczosMethod(str, enum.Enum):
-  """How the top k eigenvalues are found (BENCHMARKS.md measures both).
-
-  Attributes:
-    SINGLE: single-vector Lanczos, one product per iteration.
-    BLOCK: block Lanczos with a block of k vectors (k ≥ 2): one batched
-      product of k vectors per iteration, k times fewer iterations.
-    AUTO: SINGLE. Block Lanczos needs about twice the products for the
-      same accuracy (its Krylov space grows k vectors at a time from the
-      same start), so it pays only where a batched product of k vectors
-      costs little more than one; on the CPU measured it costs k (see
-      BENCHMARKS.md, where `tests/benchmarks` measures both). Ask for
-      BLOCK on a device where that benchmark shows it faster.
-  """
-
-  SINGLE = 'single'
-  BLOCK = 'block'
-  AUTO = 'auto'
+from harness.curvature._settings import LanczosMethod
 
 
 class SharpnessResult(NamedTuple):
@@ -102,27 +82,7 @@ def _flat_init(init_vectors: Any, params: Params, dim: int,
       f'{i_struct} with shapes {[jnp.shape(x) for x in i_leaves]}')
 
 
-@dataclasses.dataclass(frozen=True)
-class _Config:
-  k: int
-  num_iterations: int
-  tol: float | None
-  check_every: int
-  return_vectors: bool
-  dtype: Any
-  hvp_mode: HvpMode
-  breakdown_tol: float | None
-  seed: int
-  method: LanczosMethod = LanczosMethod.AUTO
-  batch_products: bool | None = None
-
-  @property
-  def block(self) -> bool:
-    """Whether block Lanczos runs (`LanczosMethod`)."""
-    return self.method is LanczosMethod.BLOCK
-
-
-def _sharpness(loss_fn: LossFn, config: _Config, params: Params,
+def _sharpness(loss_fn: LossFn, config: _settings.Config, params: Params,
                batch: Batch,
                preconditioners: tuple[_operators.Preconditioner | None, ...],
                init_vectors: tuple[Any, ...], key: jax.Array | None,
@@ -216,7 +176,8 @@ class SharpnessFn:
     jitted_joint: the same for `joint`, with `init_vectors` a pair.
   """
 
-  def __init__(self, loss_fn: LossFn, config: _Config, validate: bool):
+  def __init__(self, loss_fn: LossFn, config: _settings.Config,
+               validate: bool):
     self._config = config
     self._validate = validate
 
@@ -369,40 +330,12 @@ def make_sharpness_fn(loss_fn: LossFn, *, k: int = 1,
     Z. Yao et al., "PyHessian: Neural Networks Through the Lens of the
     Hessian", IEEE BigData (2020), arXiv:1912.07145.
   """
-  config = _checked_config(
+  config = _settings.checked_config(
       k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
       return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
       breakdown_tol=breakdown_tol, seed=seed, method=method,
       batch_products=batch_products)
   return SharpnessFn(loss_fn, config, validate)
-
-
-def resolve_method(method: LanczosMethod | str, k: int) -> LanczosMethod:
-  """Turns AUTO into SINGLE or BLOCK for top-k (see `LanczosMethod`)."""
-  method = LanczosMethod(method)
-  if method is LanczosMethod.BLOCK and k < 2:
-    raise ValueError(f'block Lanczos needs k >= 2, got k={k}; use '
-                     'method="single" for the top eigenvalue alone')
-  if method is LanczosMethod.AUTO:
-    return LanczosMethod.SINGLE
-  return method
-
-
-def _checked_config(*, k: int, num_iterations: int, check_every: int,
-                    hvp_mode: HvpMode | str, dtype: Any,
-                    method: LanczosMethod | str = LanczosMethod.AUTO,
-                    **settings: Any) -> _Config:
-  if k < 1 or num_iterations < k:
-    raise ValueError(
-        f'need 1 <= k <= num_iterations, got k={k}, '
-        f'num_iterations={num_iterations}')
-  if check_every < 1:
-    raise ValueError(f'check_every must be >= 1, got {check_every}')
-  # A dtype by one name (jnp.float32, 'float32') is one static key.
-  dtype = None if dtype is None else jnp.dtype(dtype)
-  return _Config(k=k, num_iterations=num_iterations, check_every=check_every,
-                 hvp_mode=HvpMode(hvp_mode), dtype=dtype,
-                 method=resolve_method(method, k), **settings)
 
 
 def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
@@ -464,7 +397,7 @@ def sharpness(loss_fn: LossFn, params: Params, *, batch: Batch = None,
     C. Lanczos (1950); G. H. Golub and C. F. Van Loan, "Matrix Computations";
     J. Cohen et al., arXiv:2207.14484 (2022); Z. Yao et al., PyHessian (2020).
   """
-  config = _checked_config(
+  config = _settings.checked_config(
       k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
       return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
       breakdown_tol=None, seed=seed, method=method)
@@ -512,7 +445,7 @@ def joint_sharpness(loss_fn: LossFn, params: Params, preconditioner: Any, *,
     >>> [round(float(r.eigenvalues[0]), 4) for r in both]  # H, P^-1/2 H P^-1/2
     [3.0, 1.0]
   """
-  config = _checked_config(
+  config = _settings.checked_config(
       k=k, num_iterations=num_iterations, tol=tol, check_every=check_every,
       return_vectors=return_vectors, dtype=dtype, hvp_mode=hvp_mode,
       breakdown_tol=None, seed=seed, batch_products=batch_products)
