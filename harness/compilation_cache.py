@@ -157,9 +157,9 @@ class _Savings:
   def _after_write(self, write: Callable[..., Any]) -> Callable[..., Any]:
     def cache_write(cache_key, compile_time_secs, *args, **kwargs):
       write(cache_key, compile_time_secs, *args, **kwargs)
-      directory = _local_directory()
-      if directory and (directory / f'{cache_key}-cache').exists():
-        seconds_file = directory / f'{cache_key}{_SECONDS_SUFFIX}'
+      seconds_file = _seconds_file(cache_key)
+      # JAX's LRU cache names an entry '<key>-cache'; none where it skipped.
+      if seconds_file and seconds_file.with_name(f'{cache_key}-cache').exists():
         partial = seconds_file.with_name(
             f'{seconds_file.name}.{os.getpid()}.tmp')
         try:
@@ -172,21 +172,24 @@ class _Savings:
   def _after_hit(self, hit: Callable[..., Any]) -> Callable[..., Any]:
     def log_persistent_cache_hit(module_name, cache_key, *args, **kwargs):
       hit(module_name, cache_key, *args, **kwargs)
-      directory = _local_directory()
+      seconds_file = _seconds_file(cache_key)
       try:
-        exact = float((directory / f'{cache_key}{_SECONDS_SUFFIX}')
-                      .read_text())
-      except (TypeError, OSError, ValueError):
+        exact = float(seconds_file.read_text()) if seconds_file else None
+      except (OSError, ValueError):
+        exact = None
+      if exact is None:
         return  # No exact time: JAX's whole seconds.
       self._dropped.seconds = exact - int(exact)
     return log_persistent_cache_hit
 
 
-def _local_directory() -> pathlib.Path | None:
+def _seconds_file(cache_key: str) -> pathlib.Path | None:
+  """Where an entry's exact compile time is kept; None for a cache that is
+  off or not on a local disk."""
   value = jax.config.jax_compilation_cache_dir
   if not value or '://' in value:
     return None
-  return pathlib.Path(value)
+  return pathlib.Path(value) / f'{cache_key}{_SECONDS_SUFFIX}'
 
 
 _SAVINGS = _Savings()
